@@ -1,0 +1,5 @@
+"""`python -m anamnesis` runs the command line."""
+
+from anamnesis.cli import main
+
+raise SystemExit(main())

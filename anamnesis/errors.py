@@ -1,0 +1,96 @@
+"""The `AnamnesisError` tree: every failure that core raises on purpose.
+
+```
+AnamnesisError
+├── ConfigError ── HomeNotInitializedError
+├── NoteError ── NoteNotFoundError · NoteFormatError · NoteValidationError
+├── QueryError
+├── IndexStateError          (schema mismatch or corruption: rebuild from notes)
+├── BusyError                (another process holds a lock past our deadline)
+└── SyncError ── GitError · PeerUnreachableError · HostKeyError
+```
+
+Adapters translate these once at their edge (CLI: message and exit code; MCP: a tool error;
+hooks: exit 0 and a log line). Anything that is not an `AnamnesisError` is a bug.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class AnamnesisError(Exception):
+    """Base of every error Anamnesis raises on purpose."""
+
+
+class ConfigError(AnamnesisError):
+    """The configuration or the home directory is missing or invalid."""
+
+
+class HomeNotInitializedError(ConfigError):
+    """The home directory has not been set up with `anamnesis init`."""
+
+
+class NoteError(AnamnesisError):
+    """A note could not be read, found or written."""
+
+
+class NoteNotFoundError(NoteError):
+    """No note has this id."""
+
+    def __init__(self, note_id: str) -> None:
+        super().__init__(f"no note with id {note_id!r}")
+        self.note_id = note_id
+
+
+class NoteFormatError(NoteError):
+    """A file is not a well-formed note (front-matter missing or broken)."""
+
+    def __init__(self, reason: str, path: str | None = None) -> None:
+        super().__init__(f"{path}: {reason}" if path else reason)
+        self.reason = reason
+        self.path = path
+
+
+class NoteValidationError(NoteError):
+    """A field of a note has a value Anamnesis does not accept."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class QueryError(AnamnesisError):
+    """A search or list request cannot be answered as asked (bad cursor, bad filter)."""
+
+
+class IndexStateError(AnamnesisError):
+    """The derived index is unusable; rebuilding it from the notes fixes this."""
+
+
+class BusyError(AnamnesisError):
+    """Another process held a lock for longer than we were willing to wait."""
+
+
+class SyncError(AnamnesisError):
+    """A sync cycle could not complete."""
+
+
+class GitError(SyncError):
+    """A git command failed."""
+
+    def __init__(self, argv: Sequence[str], code: int, stderr: str) -> None:
+        shown = " ".join(argv)
+        super().__init__(f"git failed ({code}): {shown}: {stderr.strip()[:2000]}")
+        self.argv = tuple(argv)
+        self.code = code
+        self.stderr = stderr
+
+
+class PeerUnreachableError(SyncError):
+    """The hub could not be reached in time."""
+
+
+class HostKeyError(SyncError):
+    """The hub's SSH host key is unknown or has changed."""

@@ -1,0 +1,163 @@
+"""The notes' git repository, driven through the git CLI with `anyio.run_process`.
+
+Every call runs with the user's hooks, signing and auto-gc switched off (a global pre-commit
+hook or a hardware signing key must never block a background commit) and with a deadline.
+Commits are authored by the machine, so history and the fleet view say where a change came from.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+
+from anamnesis.errors import GitError
+
+BRANCH = "main"
+DEFAULT_TIMEOUT = 60.0
+_SAFE_CONFIG = (
+    "-c", "core.hooksPath=/dev/null",
+    "-c", "commit.gpgSign=false",
+    "-c", "tag.gpgSign=false",
+    "-c", "gc.auto=0",
+    "-c", "maintenance.auto=false",
+    "-c", "core.autocrlf=false",
+    "-c", "core.quotePath=false",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class CommitInfo:
+    """One commit touching a note, as history pages show it."""
+
+    sha: str
+    author: str
+    email: str
+    timestamp: str
+    subject: str
+
+
+class GitRepo:
+    """A non-bare repository whose commits are authored by `machine_id`."""
+
+    def __init__(self, path: Path, machine_id: str) -> None:
+        self.path = path
+        self.machine_id = machine_id
+
+    @property
+    def identity_env(self) -> dict[str, str]:
+        email = f"anamnesis@{self.machine_id}"
+        return {
+            "GIT_AUTHOR_NAME": self.machine_id,
+            "GIT_AUTHOR_EMAIL": email,
+            "GIT_COMMITTER_NAME": self.machine_id,
+            "GIT_COMMITTER_EMAIL": email,
+        }
+
+    async def run(
+        self,
+        *args: str,
+        check: bool = True,
+        env: Mapping[str, str] | None = None,
+        input: bytes | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> subprocess.CompletedProcess[bytes]:
+        """Run `git args…` in the repo; `GitError` on failure when `check`, or past `timeout`."""
+        argv = ["git", *_SAFE_CONFIG, *args]
+        full_env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C", **(env or {})}
+        try:
+            with anyio.fail_after(timeout):
+                result = await anyio.run_process(argv, cwd=self.path, env=full_env, input=input, check=False)
+        except TimeoutError as exc:
+            raise GitError(["git", *args], -1, f"timed out after {timeout:g} s") from exc
+        except FileNotFoundError as exc:
+            raise GitError(["git", *args], -1, "git is not installed or not on PATH") from exc
+        if check and result.returncode != 0:
+            stderr = result.stderr.decode("utf-8", errors="replace")
+            raise GitError(["git", *args], result.returncode, stderr)
+        return result
+
+    async def output(self, *args: str, env: Mapping[str, str] | None = None) -> str:
+        result = await self.run(*args, env=env)
+        return result.stdout.decode("utf-8", errors="replace").strip()
+
+    async def is_repo(self) -> bool:
+        if not (self.path / ".git").exists():
+            return False
+        result = await self.run("rev-parse", "--git-dir", check=False)
+        return result.returncode == 0
+
+    async def init(self) -> bool:
+        """Create the repo on branch main if it is not one yet; True when it was created."""
+        if await self.is_repo():
+            return False
+        self.path.mkdir(parents=True, exist_ok=True)
+        result = await self.run("init", "-q", "-b", BRANCH, check=False)
+        if result.returncode != 0:  # git < 2.28 has no -b
+            await self.run("init", "-q")
+            await self.run("symbolic-ref", "HEAD", f"refs/heads/{BRANCH}")
+        return True
+
+    async def head(self) -> str | None:
+        result = await self.run("rev-parse", "--verify", "-q", "HEAD", check=False)
+        return result.stdout.decode().strip() or None if result.returncode == 0 else None
+
+    async def branch(self) -> str | None:
+        result = await self.run("symbolic-ref", "--short", "-q", "HEAD", check=False)
+        return result.stdout.decode().strip() or None if result.returncode == 0 else None
+
+    async def status_paths(self) -> list[tuple[str, str]]:
+        """(two-letter status, path) for every change not yet committed."""
+        out = (await self.run("status", "--porcelain=v1", "-z", "--untracked-files=all")).stdout
+        entries: list[tuple[str, str]] = []
+        fields = out.decode("utf-8", errors="replace").split("\0")
+        index = 0
+        while index < len(fields):
+            field = fields[index]
+            index += 1
+            if len(field) < 4:
+                continue
+            code, path = field[:2], field[3:]
+            if code[0] in "RC":  # a rename is followed by its source path
+                index += 1
+            entries.append((code, path))
+        return entries
+
+    async def commit_all(self, message: str) -> str | None:
+        """Stage everything and commit as this machine; the new head, or None if nothing changed."""
+        await self.run("add", "-A")
+        staged = await self.run("diff", "--cached", "--quiet", check=False)
+        if staged.returncode == 0:
+            return None
+        await self.run("commit", "-q", "--no-verify", "-m", message, env=self.identity_env)
+        return await self.head()
+
+    async def commit_paths(self, paths: Sequence[str], message: str) -> str | None:
+        """Commit just these paths (added, changed or deleted); None when they had no change."""
+        if not paths:
+            return None
+        await self.run("add", "-A", "--", *paths)
+        staged = await self.run("diff", "--cached", "--quiet", "--", *paths, check=False)
+        if staged.returncode == 0:
+            return None
+        await self.run("commit", "-q", "--no-verify", "-m", message, "--", *paths, env=self.identity_env)
+        return await self.head()
+
+    async def log_path(self, path: str, limit: int = 50) -> list[CommitInfo]:
+        """Commits that touched `path`, newest first, following renames."""
+        fmt = "%H%x1f%an%x1f%ae%x1f%aI%x1f%s%x1e"
+        result = await self.run(
+            "log", f"--max-count={limit}", "--follow", f"--format={fmt}", "--", path, check=False
+        )
+        if result.returncode != 0:
+            return []
+        commits = []
+        for record in result.stdout.decode("utf-8", errors="replace").split("\x1e"):
+            parts = record.strip("\n").split("\x1f")
+            if len(parts) == 5:
+                commits.append(CommitInfo(*parts))
+        return commits

@@ -1,0 +1,672 @@
+"""The derived SQLite index (aiosqlite): schema, incremental refresh, full rebuild, queries.
+
+Nothing here is precious: the notes on disk are the truth and the index can be dropped and
+rebuilt at any time. Its shape serves speed and safety under many processes at once:
+
+- WAL, a busy timeout and short `BEGIN IMMEDIATE` transactions, one per chunk of files;
+- FTS5 as an external-content table keyed by the notes table's integer primary key, so a
+  delete is a rowid lookup (0.1.3 deleted by an unindexed id column: O(n) per delete);
+- refresh compares size and mtime first, then a content hash, and only re-reads what changed;
+  a file that does not parse is recorded in `problems` and skipped, never fatal;
+- the schema version lives in `PRAGMA user_version`; any other version is dropped and rebuilt.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import os
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import anyio
+import anyio.to_thread
+
+from anamnesis.errors import IndexStateError, NoteFormatError, QueryError
+from anamnesis.notes import Note
+from anamnesis.search import HIGHLIGHT_CLOSE, HIGHLIGHT_OPEN, Hit, SearchFilters
+from anamnesis.store import NoteFile, NoteStore
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 101  # 0.1.3 used 1-3; ours count from 100 so the two never agree by accident
+CHUNK = 500
+BUSY_TIMEOUT_MS = 15_000
+# BM25 column weights: title, body, tags. A word in the title says more than one in the body.
+WEIGHT_TITLE, WEIGHT_BODY, WEIGHT_TAGS = 3.0, 1.0, 2.0
+SNIPPET_TOKENS = 16
+
+ProgressCallback = Callable[[int, int], None]
+
+_SCHEMA = f"""
+CREATE TABLE notes(
+    pk INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    type TEXT NOT NULL,
+    title TEXT NOT NULL,
+    body TEXT NOT NULL,
+    tags TEXT NOT NULL,
+    tags_json TEXT NOT NULL,
+    project TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    machine_id TEXT NOT NULL,
+    prov_source TEXT NOT NULL,
+    confidence REAL NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    path TEXT NOT NULL UNIQUE,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    hash TEXT NOT NULL
+);
+CREATE INDEX notes_by_time ON notes(updated_at DESC, id DESC);
+CREATE INDEX notes_by_project ON notes(project, type, updated_at DESC);
+CREATE TABLE note_tags(note_pk INTEGER NOT NULL, tag TEXT NOT NULL);
+CREATE INDEX note_tags_by_tag ON note_tags(tag, note_pk);
+CREATE INDEX note_tags_by_note ON note_tags(note_pk);
+CREATE TABLE supersessions(note_pk INTEGER NOT NULL, superseded_id TEXT NOT NULL);
+CREATE INDEX supersessions_by_old ON supersessions(superseded_id);
+CREATE INDEX supersessions_by_note ON supersessions(note_pk);
+CREATE TABLE problems(path TEXT PRIMARY KEY, reason TEXT NOT NULL,
+                      size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL);
+CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE VIRTUAL TABLE notes_fts USING fts5(
+    title, body, tags, content='notes', content_rowid='pk', tokenize='porter unicode61'
+);
+CREATE TRIGGER notes_ai AFTER INSERT ON notes BEGIN
+    INSERT INTO notes_fts(rowid, title, body, tags) VALUES (new.pk, new.title, new.body, new.tags);
+END;
+CREATE TRIGGER notes_ad AFTER DELETE ON notes BEGIN
+    INSERT INTO notes_fts(notes_fts, rowid, title, body, tags)
+        VALUES ('delete', old.pk, old.title, old.body, old.tags);
+    DELETE FROM note_tags WHERE note_pk = old.pk;
+    DELETE FROM supersessions WHERE note_pk = old.pk;
+END;
+CREATE TRIGGER notes_au AFTER UPDATE OF title, body, tags ON notes BEGIN
+    INSERT INTO notes_fts(notes_fts, rowid, title, body, tags)
+        VALUES ('delete', old.pk, old.title, old.body, old.tags);
+    INSERT INTO notes_fts(rowid, title, body, tags) VALUES (new.pk, new.title, new.body, new.tags);
+END;
+PRAGMA user_version = {SCHEMA_VERSION};
+"""
+
+_NOTE_COLUMNS = (
+    "id, type, title, body, tags, tags_json, project, scope, machine_id, prov_source, "
+    "confidence, created_at, updated_at, path, size, mtime_ns, hash"
+)
+_SUMMARY_COLUMNS = (
+    "n.id, n.type, n.title, n.project, n.scope, n.tags_json, n.created_at, n.updated_at, n.machine_id, n.path"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class NoteSummary:
+    """What lists show of a note: no body."""
+
+    id: str
+    type: str
+    title: str
+    project: str
+    scope: str
+    tags: tuple[str, ...]
+    created_at: str
+    updated_at: str
+    machine_id: str
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """A file the index could not take, and why."""
+
+    path: str
+    reason: str
+
+
+@dataclass(slots=True)
+class RefreshReport:
+    """What one refresh did."""
+
+    scanned: int = 0
+    added: int = 0
+    updated: int = 0
+    removed: int = 0
+    touched: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.updated or self.removed)
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshPlan:
+    """Which files differ from the index: `changed` to (re)read, `removed` rows to drop."""
+
+    files: list[NoteFile]
+    changed: list[NoteFile]
+    removed: list[str]
+    removed_problems: list[str]
+
+    @property
+    def in_step(self) -> bool:
+        return not (self.changed or self.removed or self.removed_problems)
+
+
+@dataclass(frozen=True, slots=True)
+class _Known:
+    pk: int
+    size: int
+    mtime_ns: int
+    hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Read:
+    """The outcome of reading one changed file in the worker thread."""
+
+    file: NoteFile
+    digest: str
+    note: Note | None
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a list, newest first, and the cursor for the next (None at the end)."""
+
+    notes: list[NoteSummary]
+    next_cursor: str | None
+
+
+class SearchIndex:
+    """One connection to the derived index of a store. Use `open_index`."""
+
+    def __init__(self, db: aiosqlite.Connection, store: NoteStore, path: Path) -> None:
+        self._db = db
+        self.store = store
+        self.path = path
+        self._write_lock = anyio.Lock()
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    @classmethod
+    async def open(cls, path: Path, store: NoteStore) -> SearchIndex:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            db = await aiosqlite.connect(path, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise IndexStateError(f"cannot open the index at {path}: {exc}") from exc
+        index = cls(db, store, path)
+        try:
+            await index._prepare()
+        except BaseException:
+            await db.close()
+            raise
+        return index
+
+    async def aclose(self) -> None:
+        await self._db.close()
+
+    async def _prepare(self) -> None:
+        db = self._db
+        await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        try:
+            await db.execute("PRAGMA journal_mode = WAL")
+            await db.execute("PRAGMA synchronous = NORMAL")
+            await db.execute("PRAGMA recursive_triggers = ON")
+            version = await self._user_version()
+        except sqlite3.DatabaseError as exc:
+            raise IndexStateError(f"the index at {self.path} is unreadable: {exc}") from exc
+        if version != SCHEMA_VERSION:
+            await self._recreate(expected_old=version)
+
+    async def _user_version(self) -> int:
+        rows = await self._db.execute_fetchall("PRAGMA user_version")
+        return int(list(rows)[0][0])
+
+    async def _recreate(self, expected_old: int | None = None) -> None:
+        """Drop every object in the database and create our schema (derived data: no migrations)."""
+        db = self._db
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            if expected_old is not None and await self._user_version() == SCHEMA_VERSION:
+                await db.execute("COMMIT")  # another process got here first
+                return
+            rows = await db.execute_fetchall(
+                "SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' "
+                "AND type IN ('table', 'view', 'trigger')"
+            )
+            objects = list(rows)
+            for kind, name in objects:
+                if kind in ("view", "trigger"):
+                    await db.execute(f'DROP {kind.upper()} IF EXISTS "{name}"')
+            for kind, name in objects:
+                if kind == "table":
+                    try:
+                        await db.execute(f'DROP TABLE IF EXISTS "{name}"')
+                    except sqlite3.OperationalError:
+                        pass  # a shadow table already dropped with its FTS table
+            for statement in _split_sql(_SCHEMA):
+                await db.execute(statement)
+            await db.execute("COMMIT")
+        except BaseException:
+            await db.execute("ROLLBACK")
+            raise
+        logger.info("index schema created at version %s", SCHEMA_VERSION)
+
+    async def drop_all(self) -> None:
+        """Empty the index completely; the next refresh reads every note again."""
+        async with self._write_lock:
+            await self._recreate()
+
+    # -- refresh -------------------------------------------------------------------------
+
+    async def plan(self, paths: Iterable[str] | None = None) -> RefreshPlan:
+        """Compare the files on disk (all, or just `paths`) with what the index holds."""
+        if paths is None:
+            files = await anyio.to_thread.run_sync(lambda: list(self.store.scan()))
+        else:
+            files = await anyio.to_thread.run_sync(self._stat_paths, list(paths))
+        known = await self._known()
+        known_problems = await self._known_problems()
+        changed = []
+        for f in files:
+            row = known.get(f.rel)
+            if row is not None and row.size == f.size and row.mtime_ns == f.mtime_ns:
+                continue
+            problem = known_problems.get(f.rel)
+            if row is None and problem == (f.size, f.mtime_ns):
+                continue  # still the same broken file: already reported
+            changed.append(f)
+        seen = {f.rel for f in files}
+        scope_of_request = set(paths) if paths is not None else None
+        removed = [
+            rel for rel in known if rel not in seen and (scope_of_request is None or rel in scope_of_request)
+        ]
+        removed_problems = [
+            rel
+            for rel in known_problems
+            if rel not in seen and (scope_of_request is None or rel in scope_of_request)
+        ]
+        return RefreshPlan(files, changed, removed, removed_problems)
+
+    def _stat_paths(self, rels: list[str]) -> list[NoteFile]:
+        wanted = set(rels)
+        files = []
+        for rel in wanted:
+            path = self.store.layout.home / rel
+            scope = self.store.scope_of(path)
+            if scope is None or not rel.endswith(".md"):
+                continue
+            try:
+                stat = path.stat()
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            files.append(NoteFile(path, rel, scope, path.parent.name, stat.st_size, stat.st_mtime_ns))
+        return files
+
+    async def refresh(
+        self, paths: Iterable[str] | None = None, progress: ProgressCallback | None = None
+    ) -> RefreshReport:
+        """Bring the index in step with the files (all, or just `paths` relative to the home)."""
+        async with self._write_lock:
+            plan = await self.plan(paths)
+            report = RefreshReport(scanned=len(plan.files))
+            total = len(plan.changed)
+            if plan.removed or plan.removed_problems:
+                await self._transaction(
+                    [
+                        ("DELETE FROM notes WHERE path = ?", [(rel,) for rel in plan.removed]),
+                        ("DELETE FROM problems WHERE path = ?", [(r,) for r in plan.removed_problems]),
+                    ]
+                )
+                report.removed = len(plan.removed)
+            known = await self._known() if plan.changed else {}
+            done = 0
+            for start in range(0, total, CHUNK):
+                chunk = plan.changed[start : start + CHUNK]
+                reads = await anyio.to_thread.run_sync(self._read_files, chunk)
+                await self._apply(reads, known, report)
+                done += len(chunk)
+                if progress is not None:
+                    progress(done, total)
+            if report.changed:
+                await self._transaction(
+                    [
+                        (
+                            "INSERT OR REPLACE INTO meta(key, value) VALUES ('refreshed_at', datetime('now'))",
+                            [()],
+                        )
+                    ]
+                )
+            report.problems = await self.problems()
+            return report
+
+    def _read_files(self, files: list[NoteFile]) -> list[_Read]:
+        reads = []
+        for f in files:
+            try:
+                data = f.path.read_bytes()
+            except FileNotFoundError:
+                continue  # gone since the scan; the next refresh drops its row
+            except OSError as exc:
+                reads.append(_Read(f, "", None, f"cannot read: {exc.strerror}"))
+                continue
+            digest = hashlib.blake2b(data, digest_size=16).hexdigest()
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError:
+                reads.append(_Read(f, digest, None, "is not UTF-8 text"))
+                continue
+            try:
+                note = self.store.read_text(text, f.path)
+            except NoteFormatError as exc:
+                reads.append(_Read(f, digest, None, exc.reason))
+                continue
+            if note.type != f.type_dir:
+                reads.append(_Read(f, digest, None, f"type {note.type!r} but in the {f.type_dir}/ directory"))
+                continue
+            reads.append(_Read(f, digest, note, None))
+        return reads
+
+    async def _apply(self, reads: list[_Read], known: dict[str, _Known], report: RefreshReport) -> None:
+        touches, problems, notes = [], [], []
+        for read in reads:
+            row = known.get(read.file.rel)
+            if read.error is None and row is not None and row.hash == read.digest:
+                touches.append((read.file.size, read.file.mtime_ns, row.pk))
+            elif read.error is not None:
+                problems.append((read.file.rel, read.error, read.file.size, read.file.mtime_ns))
+            else:
+                notes.append(read)
+        db = self._db
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            notes = await self._without_duplicate_ids(notes, problems)
+            if touches:
+                await db.executemany("UPDATE notes SET size = ?, mtime_ns = ? WHERE pk = ?", touches)
+            if problems:
+                await db.executemany("DELETE FROM notes WHERE path = ?", [(p[0],) for p in problems])
+                await db.executemany("INSERT OR REPLACE INTO problems VALUES (?, ?, ?, ?)", problems)
+            if notes:
+                await db.executemany("DELETE FROM problems WHERE path = ?", [(r.file.rel,) for r in notes])
+                await db.executemany(
+                    f"INSERT OR REPLACE INTO notes({_NOTE_COLUMNS}) VALUES ({', '.join('?' * 17)})",
+                    [_note_row(r) for r in notes],
+                )
+                await db.executemany(
+                    "INSERT INTO note_tags(note_pk, tag) SELECT pk, ? FROM notes WHERE path = ?",
+                    [(tag, r.file.rel) for r in notes if r.note for tag in r.note.tags],
+                )
+                await db.executemany(
+                    "INSERT INTO supersessions(note_pk, superseded_id) SELECT pk, ? FROM notes WHERE path = ?",
+                    [(old, r.file.rel) for r in notes if r.note for old in r.note.supersedes],
+                )
+            await db.execute("COMMIT")
+        except BaseException:
+            await db.execute("ROLLBACK")
+            raise
+        report.touched += len(touches)
+        for r in notes:
+            if r.file.rel in known:
+                report.updated += 1
+            else:
+                report.added += 1
+
+    async def _without_duplicate_ids(
+        self, notes: list[_Read], problems: list[tuple[Any, ...]]
+    ) -> list[_Read]:
+        """Drop notes whose id another live file already has; record them as problems."""
+        if not notes:
+            return notes
+        ids = [r.note.id for r in notes if r.note]
+        existing: dict[str, str] = {}
+        for start in range(0, len(ids), 500):
+            part = ids[start : start + 500]
+            rows = await self._db.execute_fetchall(
+                f"SELECT id, path FROM notes WHERE id IN ({', '.join('?' * len(part))})", part
+            )
+            existing.update({row[0]: row[1] for row in rows})
+        kept: list[_Read] = []
+        claimed: dict[str, str] = {}
+        stale = []
+        for r in notes:
+            assert r.note is not None
+            other = claimed.get(r.note.id) or existing.get(r.note.id)
+            if other is not None and other != r.file.rel:
+                if other in claimed.values() or os.path.exists(self.store.layout.home / other):
+                    reason = f"duplicate id {r.note.id}: the same id is already used by {other}"
+                    problems.append((r.file.rel, reason, r.file.size, r.file.mtime_ns))
+                    await self._db.execute("DELETE FROM notes WHERE path = ?", (r.file.rel,))
+                    continue
+                stale.append((other,))
+            claimed[r.note.id] = r.file.rel
+            kept.append(r)
+        if stale:
+            await self._db.executemany("DELETE FROM notes WHERE path = ?", stale)
+        return kept
+
+    async def _transaction(self, statements: Sequence[tuple[str, Sequence[tuple[Any, ...]]]]) -> None:
+        db = self._db
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            for sql, rows in statements:
+                if rows:
+                    await db.executemany(sql, rows)
+            await db.execute("COMMIT")
+        except BaseException:
+            await db.execute("ROLLBACK")
+            raise
+
+    async def _known(self) -> dict[str, _Known]:
+        rows = await self._db.execute_fetchall("SELECT path, pk, size, mtime_ns, hash FROM notes")
+        return {row[0]: _Known(row[1], row[2], row[3], row[4]) for row in rows}
+
+    async def _known_problems(self) -> dict[str, tuple[int, int]]:
+        rows = await self._db.execute_fetchall("SELECT path, size, mtime_ns FROM problems")
+        return {row[0]: (row[1], row[2]) for row in rows}
+
+    # -- queries -------------------------------------------------------------------------
+
+    async def match(self, expression: str, filters: SearchFilters, limit: int, match: str) -> list[Hit]:
+        """Notes matching an FTS5 expression (already made safe by `search.build_query`)."""
+        where, params = _filter_sql(filters)
+        sql = (
+            f"SELECT n.pk, {_SUMMARY_COLUMNS}, "
+            f"bm25(notes_fts, {WEIGHT_TITLE}, {WEIGHT_BODY}, {WEIGHT_TAGS}) AS score "
+            "FROM notes_fts JOIN notes n ON n.pk = notes_fts.rowid "
+            f"WHERE notes_fts MATCH ? {where} ORDER BY score LIMIT ?"
+        )
+        try:
+            rows = list(await self._db.execute_fetchall(sql, [expression, *params, limit]))
+        except sqlite3.OperationalError as exc:
+            raise QueryError(f"search expression rejected: {exc}") from exc
+        if not rows:
+            return []
+        snippets = await self._snippets(expression, [row[0] for row in rows])
+        return [
+            Hit(
+                id=row[1],
+                type=row[2],
+                title=row[3],
+                project=row[4],
+                scope=row[5],
+                tags=tuple(json.loads(row[6])),
+                created_at=row[7],
+                updated_at=row[8],
+                score=round(-float(row[11]), 4),
+                snippet=snippets.get(row[0], ""),
+                match=match,
+            )
+            for row in rows
+        ]
+
+    async def _snippets(self, expression: str, pks: list[int]) -> dict[int, str]:
+        sql = (
+            f"SELECT rowid, snippet(notes_fts, 1, '{HIGHLIGHT_OPEN}', '{HIGHLIGHT_CLOSE}', '…', "
+            f"{SNIPPET_TOKENS}) FROM notes_fts WHERE notes_fts MATCH ? "
+            f"AND rowid IN ({', '.join('?' * len(pks))})"
+        )
+        rows = await self._db.execute_fetchall(sql, [expression, *pks])
+        return {row[0]: " ".join(str(row[1]).split()) for row in rows}
+
+    async def list_notes(self, filters: SearchFilters, limit: int, cursor: str | None = None) -> Page:
+        """A page of notes, newest first (`updated_at`, then id), continuing after `cursor`."""
+        where, params = _filter_sql(filters)
+        if cursor:
+            after_time, after_id = decode_cursor(cursor)
+            where += " AND (n.updated_at < ? OR (n.updated_at = ? AND n.id < ?))"
+            params += [after_time, after_time, after_id]
+        sql = (
+            f"SELECT {_SUMMARY_COLUMNS} FROM notes n WHERE 1 = 1 {where} "
+            "ORDER BY n.updated_at DESC, n.id DESC LIMIT ?"
+        )
+        rows = list(await self._db.execute_fetchall(sql, [*params, limit + 1]))
+        notes = [_summary(row) for row in rows[:limit]]
+        next_cursor = encode_cursor(notes[-1].updated_at, notes[-1].id) if len(rows) > limit else None
+        return Page(notes, next_cursor)
+
+    async def summary(self, note_id: str) -> NoteSummary | None:
+        rows = list(
+            await self._db.execute_fetchall(
+                f"SELECT {_SUMMARY_COLUMNS} FROM notes n WHERE n.id = ?", (note_id,)
+            )
+        )
+        return _summary(rows[0]) if rows else None
+
+    async def superseded_by(self, note_id: str) -> list[str]:
+        rows = await self._db.execute_fetchall(
+            "SELECT n.id FROM supersessions s JOIN notes n ON n.pk = s.note_pk WHERE s.superseded_id = ?",
+            (note_id,),
+        )
+        return [row[0] for row in rows]
+
+    async def counts(self) -> dict[str, Any]:
+        db = self._db
+
+        async def grouped(column: str) -> dict[str, int]:
+            rows = await db.execute_fetchall(
+                f"SELECT {column}, count(*) FROM notes GROUP BY {column} ORDER BY count(*) DESC, {column}"
+            )
+            return {row[0]: row[1] for row in rows}
+
+        total = list(await db.execute_fetchall("SELECT count(*) FROM notes"))[0][0]
+        superseded = list(
+            await db.execute_fetchall(
+                "SELECT count(*) FROM notes WHERE id IN (SELECT superseded_id FROM supersessions)"
+            )
+        )[0][0]
+        problems = list(await db.execute_fetchall("SELECT count(*) FROM problems"))[0][0]
+        refreshed = list(await db.execute_fetchall("SELECT value FROM meta WHERE key = 'refreshed_at'"))
+        return {
+            "total": total,
+            "superseded": superseded,
+            "by_type": await grouped("type"),
+            "by_scope": await grouped("scope"),
+            "by_project": await grouped("project"),
+            "problems": problems,
+            "refreshed_at": refreshed[0][0] if refreshed else None,
+        }
+
+    async def problems(self) -> list[Problem]:
+        rows = await self._db.execute_fetchall("SELECT path, reason FROM problems ORDER BY path")
+        return [Problem(row[0], row[1]) for row in rows]
+
+    async def execute_fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        """Raw read access for benchmarks and diagnostics (the floor a search is compared with)."""
+        return list(await self._db.execute_fetchall(sql, params))
+
+
+def _split_sql(script: str) -> list[str]:
+    """Statements of the schema script; trigger bodies contain `;` so split on `END;` too."""
+    statements, current = [], []
+    for line in script.strip().splitlines():
+        current.append(line)
+        text = "\n".join(current).strip()
+        in_trigger = text.upper().startswith("CREATE TRIGGER")
+        if (in_trigger and line.strip() == "END;") or (not in_trigger and line.rstrip().endswith(";")):
+            statements.append(text)
+            current = []
+    return statements
+
+
+def _filter_sql(filters: SearchFilters) -> tuple[str, list[Any]]:
+    where, params = "", []  # type: ignore[var-annotated]
+    if filters.projects:
+        where += f" AND n.project IN ({', '.join('?' * len(filters.projects))})"
+        params.extend(filters.projects)
+    if filters.types:
+        where += f" AND n.type IN ({', '.join('?' * len(filters.types))})"
+        params.extend(filters.types)
+    if filters.scope:
+        where += " AND n.scope = ?"
+        params.append(filters.scope)
+    for tag in filters.tags:
+        where += " AND n.pk IN (SELECT note_pk FROM note_tags WHERE tag = ?)"
+        params.append(tag)
+    if not filters.include_superseded:
+        where += " AND NOT EXISTS (SELECT 1 FROM supersessions s WHERE s.superseded_id = n.id)"
+    return where, params
+
+
+def _note_row(read: _Read) -> tuple[Any, ...]:
+    note = read.note
+    assert note is not None
+    return (
+        note.id,
+        note.type,
+        note.title,
+        note.body,
+        " ".join(note.tags),
+        json.dumps(list(note.tags)),
+        note.project,
+        read.file.scope,
+        note.machine_id,
+        note.prov_source,
+        note.confidence,
+        note.created_at,
+        note.updated_at,
+        read.file.rel,
+        read.file.size,
+        read.file.mtime_ns,
+        read.digest,
+    )
+
+
+def _summary(row: Sequence[Any]) -> NoteSummary:
+    return NoteSummary(
+        id=row[0],
+        type=row[1],
+        title=row[2],
+        project=row[3],
+        scope=row[4],
+        tags=tuple(json.loads(row[5])),
+        created_at=row[6],
+        updated_at=row[7],
+        machine_id=row[8],
+        path=row[9],
+    )
+
+
+def encode_cursor(updated_at: str, note_id: str) -> str:
+    raw = json.dumps([updated_at, note_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[str, str]:
+    """The position a cursor names; `QueryError` for anything this module did not produce."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        value = json.loads(raw)
+        if isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value):
+            return value[0], value[1]
+    except (ValueError, UnicodeDecodeError):
+        pass
+    raise QueryError("the cursor is not one this list returned; start again without a cursor")

@@ -1,0 +1,252 @@
+"""`open_memory(config)`: the use cases every adapter calls (write, get, list, search, status…).
+
+One `Memory` wraps the notes on disk, the derived index and the git repo of one home. Adapters
+(CLI, MCP, hooks, dashboard) never touch those three directly, so they all behave the same.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.to_thread
+
+from anamnesis.config import Config
+from anamnesis.errors import NoteNotFoundError, NoteValidationError
+from anamnesis.gitrepo import CommitInfo, GitRepo
+from anamnesis.home import require_home
+from anamnesis.ids import is_safe_id, new_ulid, normalize_id
+from anamnesis.index import Page, ProgressCallback, RefreshReport, SearchIndex
+from anamnesis.locks import file_lock
+from anamnesis.notes import GLOBAL_PROJECT, Note, normalize_body, normalize_tags, utc_now, validate_note
+from anamnesis.search import DEFAULT_LIMIT, Hit, SearchFilters, clamp_limit, search
+from anamnesis.store import NoteStore
+
+logger = logging.getLogger(__name__)
+
+# A long-lived process (an MCP server) re-stats every note at most this often; a directory
+# whose mtime moved (a note added, removed or saved by rename, as editors do) is seen at once.
+FULL_SCAN_INTERVAL = 2.0
+GIT_LOCK_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class NoteDraft:
+    """What a caller provides to write a new note; the rest (id, times, machine) is filled in."""
+
+    type: str
+    title: str
+    body: str
+    project: str = GLOBAL_PROJECT
+    tags: Sequence[str] = ()
+    scope: str = "portable"
+    supersedes: Sequence[str] = ()
+    prov_source: str = "human"
+    confidence: float = 1.0
+    prov_model: str | None = None
+    prov_session: str | None = None
+    note_id: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Memory:
+    """The memory of one home. Create with `open_memory`."""
+
+    def __init__(self, config: Config, store: NoteStore, index: SearchIndex, git: GitRepo) -> None:
+        self.config = config
+        self.store = store
+        self.index = index
+        self.git = git
+        self._last_full_scan: float | None = None
+        self._dir_stamps: tuple[int, ...] = ()
+
+    # -- reading -------------------------------------------------------------------------
+
+    async def ensure_fresh(self) -> None:
+        """Take in notes changed by hand since the last look: cheap when nothing changed."""
+        now = anyio.current_time()
+        stamps = await anyio.to_thread.run_sync(self._directory_stamps)
+        due = self._last_full_scan is None or now - self._last_full_scan >= FULL_SCAN_INTERVAL
+        if due or stamps != self._dir_stamps:
+            await self.index.refresh()
+            self._last_full_scan = now
+            self._dir_stamps = stamps
+
+    def _directory_stamps(self) -> tuple[int, ...]:
+        stamps = []
+        for root in self.store.roots.values():
+            for path in (root, *(root / t for t in ("procedural", "semantic", "episodic"))):
+                try:
+                    stamps.append(path.stat().st_mtime_ns)
+                except FileNotFoundError:
+                    stamps.append(0)
+        return tuple(stamps)
+
+    async def search(
+        self,
+        text: str,
+        filters: SearchFilters = SearchFilters(),
+        limit: int | None = DEFAULT_LIMIT,  # noqa: B008
+    ) -> list[Hit]:
+        await self.ensure_fresh()
+        return await search(self.index, text, filters, limit)
+
+    async def list(
+        self,
+        filters: SearchFilters = SearchFilters(),
+        limit: int | None = 20,
+        cursor: str | None = None,  # noqa: B008
+    ) -> Page:
+        await self.ensure_fresh()
+        return await self.index.list_notes(filters, clamp_limit(limit), cursor)
+
+    async def get(self, note_id: str) -> Note:
+        """The note with this id, read from its file (the truth), not from the index."""
+        wanted = normalize_id(note_id)
+        if not is_safe_id(wanted):
+            raise NoteNotFoundError(note_id)
+        path = await anyio.to_thread.run_sync(self.store.find, wanted)
+        if path is None:
+            await self.ensure_fresh()
+            summary = await self.index.summary(wanted)
+            if summary is None:
+                raise NoteNotFoundError(note_id)
+            path = self.config.home / summary.path
+        try:
+            return await anyio.to_thread.run_sync(self.store.read, path)
+        except FileNotFoundError as exc:
+            raise NoteNotFoundError(note_id) from exc
+
+    async def superseded_by(self, note_id: str) -> list[str]:
+        return await self.index.superseded_by(normalize_id(note_id))
+
+    async def history(self, note_id: str, limit: int = 50) -> list[CommitInfo]:
+        note = await self.get(note_id)
+        if note.scope != "portable":
+            return []
+        path = self.store.path_for(note.id, note.type, note.scope)
+        return await self.git.log_path(path.relative_to(self.git.path).as_posix(), limit)
+
+    # -- writing -------------------------------------------------------------------------
+
+    async def write(self, draft: NoteDraft) -> Note:
+        """Write a new note (or replace the note with `draft.note_id`), commit it, index it."""
+        now = utc_now()
+        note_id = normalize_id(draft.note_id) if draft.note_id else new_ulid()
+        supersedes = tuple(dict.fromkeys(normalize_id(s) for s in draft.supersedes))
+        if note_id in supersedes:
+            raise NoteValidationError("supersedes", "a note cannot supersede itself")
+        created_at = now
+        if draft.note_id:
+            existing = await anyio.to_thread.run_sync(self.store.find, note_id)
+            if existing is not None:
+                created_at = (await anyio.to_thread.run_sync(self.store.read, existing)).created_at or now
+        note = Note(
+            id=note_id,
+            type=draft.type,
+            title=" ".join(draft.title.split()) if "\n" not in draft.title.strip() else draft.title,
+            body=normalize_body(draft.body),
+            project=draft.project.strip() or GLOBAL_PROJECT,
+            machine_id=self.config.machine_id,
+            scope=draft.scope,
+            prov_source=draft.prov_source,
+            confidence=draft.confidence,
+            prov_model=draft.prov_model,
+            prov_session=draft.prov_session,
+            supersedes=supersedes,
+            created_at=created_at,
+            updated_at=now,
+            tags=normalize_tags(draft.tags),
+            extra=dict(draft.extra),
+        )
+        validate_note(note)
+        for old in supersedes:
+            if not is_safe_id(old) or await anyio.to_thread.run_sync(self.store.find, old) is None:
+                raise NoteValidationError("supersedes", f"no note with id {old!r} to supersede")
+        await self.save(note, f"anamnesis: write {note.type} {note.id} ({note.title[:60]})")
+        return note
+
+    async def save(self, note: Note, message: str | None = None) -> Path:
+        """Write `note` as given (atomically), commit it when portable, and index it."""
+        validate_note(note)
+        before = await anyio.to_thread.run_sync(lambda: list(self._existing_paths(note.id)))
+        path = await anyio.to_thread.run_sync(self.store.write, note)
+        touched = sorted({path, *before})
+        await self._commit(touched, message or f"anamnesis: update {note.type} {note.id}")
+        await self.index.refresh(paths=[self.store.rel(p) for p in touched])
+        return path
+
+    async def delete(self, note_id: str) -> None:
+        """Remove a note's file (history keeps it) and its index row."""
+        wanted = normalize_id(note_id)
+        if not is_safe_id(wanted):
+            raise NoteNotFoundError(note_id)
+        removed = await anyio.to_thread.run_sync(self.store.delete, wanted)
+        if not removed:
+            raise NoteNotFoundError(note_id)
+        await self._commit(removed, f"anamnesis: delete {wanted}")
+        await self.index.refresh(paths=[self.store.rel(p) for p in removed])
+
+    def _existing_paths(self, note_id: str) -> list[Path]:
+        return [p for p in self.store.candidates(note_id) if p.exists()]
+
+    async def _commit(self, paths: Sequence[Path], message: str) -> None:
+        repo_paths = [
+            p.relative_to(self.git.path).as_posix() for p in paths if p.is_relative_to(self.git.path)
+        ]
+        if not repo_paths:
+            return
+        async with file_lock(self.config.layout.state_dir / "git.lock", GIT_LOCK_TIMEOUT, "the git repo"):
+            await self.git.commit_paths(repo_paths, message)
+
+    async def commit_pending(
+        self, message: str = "anamnesis: record edits made outside Anamnesis"
+    ) -> str | None:
+        """Commit whatever changed in memory/ by hand; the new head, or None if nothing had."""
+        async with file_lock(self.config.layout.state_dir / "git.lock", GIT_LOCK_TIMEOUT, "the git repo"):
+            return await self.git.commit_all(message)
+
+    # -- maintenance ---------------------------------------------------------------------
+
+    async def reindex(self, full: bool = False, progress: ProgressCallback | None = None) -> RefreshReport:
+        """Refresh the index from the files; `full` empties it first and reads every note."""
+        if full:
+            await self.index.drop_all()
+        report = await self.index.refresh(progress=progress)
+        self._last_full_scan = anyio.current_time()
+        return report
+
+    async def status(self) -> dict[str, Any]:
+        await self.ensure_fresh()
+        counts = await self.index.counts()
+        dirty = await self.git.status_paths() if await self.git.is_repo() else []
+        return {
+            "home": str(self.config.home),
+            "machine_id": self.config.machine_id,
+            "index": str(self.config.layout.index_path),
+            **counts,
+            "git": {
+                "head": await self.git.head(),
+                "branch": await self.git.branch(),
+                "uncommitted": len(dirty),
+            },
+            "hub": self.config.remote,
+        }
+
+
+@asynccontextmanager
+async def open_memory(config: Config) -> AsyncIterator[Memory]:
+    """The memory of `config`'s home; `HomeNotInitializedError` when `init` has not run."""
+    require_home(config.layout)
+    store = NoteStore(config.layout)
+    index = await SearchIndex.open(config.layout.index_path, store)
+    try:
+        yield Memory(config, store, index, GitRepo(config.layout.memory_dir, config.machine_id))
+    finally:
+        with anyio.CancelScope(shield=True):
+            await index.aclose()

@@ -1,0 +1,273 @@
+"""The `Note` value and its markdown form: YAML front-matter, `---`, the body. Pure.
+
+The format is the one anamnesis-memory 0.1.3 reads and writes (same keys, same order, same
+enumerations), so a store written by either tool works with the other. Keys this version does
+not model are kept in `Note.extra` and written back unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+import yaml
+
+from anamnesis.errors import NoteFormatError, NoteValidationError
+from anamnesis.ids import is_safe_id
+
+NOTE_TYPES = ("procedural", "semantic", "episodic")
+SCOPES = ("portable", "machine-local")
+PROV_SOURCES = ("human", "session-end", "reflection", "import", "merge")
+GLOBAL_PROJECT = "global"
+
+MAX_TITLE_CHARS = 200
+MAX_BODY_CHARS = 65_536
+MAX_TAGS = 32
+MAX_TAG_CHARS = 64
+
+# Front-matter keys in the order 0.1.3 writes them; optional ones are left out when empty.
+_KEY_ORDER = (
+    "id",
+    "type",
+    "title",
+    "project",
+    "machine_id",
+    "scope",
+    "user_id",
+    "workspace_id",
+    "prov_source",
+    "confidence",
+    "prov_model",
+    "prov_session",
+    "supersedes",
+    "created_at",
+    "updated_at",
+    "tags",
+)
+_KNOWN_KEYS = frozenset(_KEY_ORDER)
+
+
+class _FrontMatterLoader(yaml.CSafeLoader if hasattr(yaml, "CSafeLoader") else yaml.SafeLoader):  # type: ignore[misc]
+    """Safe YAML without the timestamp resolver: `2026-11-20T10:00:00Z` stays a string."""
+
+
+_FrontMatterLoader.yaml_implicit_resolvers = {
+    first: [pair for pair in resolvers if pair[0] != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """One memory. `body` never ends with a newline; timestamps are ISO-8601 UTC strings."""
+
+    id: str
+    type: str
+    title: str
+    body: str
+    project: str = GLOBAL_PROJECT
+    machine_id: str = ""
+    scope: str = "portable"
+    user_id: str = "self"
+    workspace_id: str = "personal"
+    prov_source: str = "human"
+    confidence: float = 1.0
+    prov_model: str | None = None
+    prov_session: str | None = None
+    supersedes: tuple[str, ...] = ()
+    created_at: str = ""
+    updated_at: str = ""
+    tags: tuple[str, ...] = ()
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def with_changes(self, **changes: Any) -> Note:
+        return replace(self, **changes)
+
+
+def utc_now() -> str:
+    """Now, as the notes write it: ISO-8601 UTC, seconds precision, `Z` suffix."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def normalize_tags(tags: Iterable[str]) -> tuple[str, ...]:
+    """Tags stripped, empty ones dropped, duplicates removed, order kept."""
+    seen: dict[str, None] = {}
+    for tag in tags:
+        cleaned = " ".join(str(tag).split())
+        if cleaned:
+            seen.setdefault(cleaned, None)
+    return tuple(seen)
+
+
+def normalize_body(body: str) -> str:
+    return body.replace("\r\n", "\n").rstrip("\n")
+
+
+def validate_note(note: Note) -> None:
+    """Raise `NoteValidationError` naming the first field that is not acceptable."""
+    if not is_safe_id(note.id):
+        raise NoteValidationError("id", f"{note.id!r} is not a valid note id")
+    _check_choice("type", note.type, NOTE_TYPES)
+    _check_choice("scope", note.scope, SCOPES)
+    _check_choice("prov_source", note.prov_source, PROV_SOURCES)
+    title = note.title.strip()
+    if not title:
+        raise NoteValidationError("title", "must not be empty")
+    if "\n" in note.title or "\r" in note.title:
+        raise NoteValidationError("title", "must be a single line")
+    if len(note.title) > MAX_TITLE_CHARS:
+        raise NoteValidationError("title", f"is {len(note.title)} characters; at most {MAX_TITLE_CHARS}")
+    if len(note.body) > MAX_BODY_CHARS:
+        raise NoteValidationError(
+            "body", f"is {len(note.body)} characters; at most {MAX_BODY_CHARS} (keep notes short)"
+        )
+    if not note.project.strip() or "\n" in note.project:
+        raise NoteValidationError("project", "must be a non-empty single line (or 'global')")
+    if not (0.0 <= note.confidence <= 1.0) or math.isnan(note.confidence):
+        raise NoteValidationError("confidence", "must be between 0 and 1")
+    if len(note.tags) > MAX_TAGS:
+        raise NoteValidationError("tags", f"at most {MAX_TAGS} tags")
+    for tag in note.tags:
+        if len(tag) > MAX_TAG_CHARS:
+            raise NoteValidationError("tags", f"tag {tag[:20]!r}… is longer than {MAX_TAG_CHARS}")
+    for old in note.supersedes:
+        if not is_safe_id(old):
+            raise NoteValidationError("supersedes", f"{old!r} is not a valid note id")
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise NoteValidationError(name, f"{value!r} is not one of: {', '.join(choices)}")
+
+
+def render_note(note: Note) -> str:
+    """The note as markdown with front-matter, ending in exactly one newline."""
+    data: dict[str, Any] = {
+        "id": note.id,
+        "type": note.type,
+        "title": note.title,
+        "project": note.project,
+        "machine_id": note.machine_id,
+        "scope": note.scope,
+        "user_id": note.user_id,
+        "workspace_id": note.workspace_id,
+        "prov_source": note.prov_source,
+        "confidence": float(note.confidence),
+    }
+    if note.prov_model:
+        data["prov_model"] = note.prov_model
+    if note.prov_session:
+        data["prov_session"] = note.prov_session
+    if note.supersedes:
+        data["supersedes"] = list(note.supersedes)
+    data["created_at"] = note.created_at
+    data["updated_at"] = note.updated_at
+    data["tags"] = list(note.tags)
+    for key, value in note.extra.items():
+        if key not in _KNOWN_KEYS:
+            data[key] = value
+    front = yaml.safe_dump(
+        data, sort_keys=False, default_flow_style=None, allow_unicode=True, width=1_000_000
+    )
+    body = normalize_body(note.body)
+    return f"---\n{front}---\n{body}\n"
+
+
+def split_front_matter(text: str, path: str | None = None) -> tuple[str, str]:
+    """(front-matter YAML, body) of a note file's text; `NoteFormatError` when there is none."""
+    text = text.replace("\r\n", "\n")
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    if not text.startswith("---\n"):
+        raise NoteFormatError("does not start with a '---' front-matter line", path)
+    end = text.find("\n---\n", 3)
+    if end == -1:
+        if text.endswith("\n---"):
+            end = len(text) - 4
+        else:
+            raise NoteFormatError("front-matter is not closed by a '---' line", path)
+    return text[4 : end + 1], text[end + 5 :]
+
+
+def parse_note(text: str, path: str | None = None) -> Note:
+    """Read a note from its markdown text. Raises `NoteFormatError` with a reason users can act on."""
+    front, body = split_front_matter(text, path)
+    try:
+        data = yaml.load(front, Loader=_FrontMatterLoader)  # noqa: S506 - a safe loader
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (front-matter line {mark.line + 1})" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise NoteFormatError(f"front-matter is not valid YAML{where}: {problem}", path) from exc
+    if not isinstance(data, dict):
+        raise NoteFormatError("front-matter is not a mapping of keys to values", path)
+    for required in ("id", "type", "title"):
+        if data.get(required) in (None, ""):
+            raise NoteFormatError(f"front-matter has no {required!r}", path)
+    try:
+        note = Note(
+            id=_text(data["id"]),
+            type=_text(data["type"]),
+            title=_text(data["title"]),
+            body=normalize_body(body),
+            project=_text(data.get("project") or GLOBAL_PROJECT),
+            machine_id=_text(data.get("machine_id") or ""),
+            scope=_text(data.get("scope") or "portable"),
+            user_id=_text(data.get("user_id") or "self"),
+            workspace_id=_text(data.get("workspace_id") or "personal"),
+            prov_source=_text(data.get("prov_source") or "human"),
+            confidence=_confidence(data.get("confidence", 1.0)),
+            prov_model=_optional_text(data.get("prov_model")),
+            prov_session=_optional_text(data.get("prov_session")),
+            supersedes=_text_list(data.get("supersedes")),
+            created_at=_timestamp(data.get("created_at")),
+            updated_at=_timestamp(data.get("updated_at") or data.get("created_at")),
+            tags=normalize_tags(_text_list(data.get("tags"))),
+            extra={k: v for k, v in data.items() if k not in _KNOWN_KEYS},
+        )
+    except (TypeError, ValueError) as exc:
+        raise NoteFormatError(f"front-matter has a value of the wrong kind: {exc}", path) from exc
+    try:
+        validate_note(note)
+    except NoteValidationError as exc:
+        raise NoteFormatError(str(exc), path) from exc
+    return note
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, (dict, list)):
+        raise TypeError(f"expected text, got a {type(value).__name__}")
+    return str(value).strip()
+
+
+def _optional_text(value: Any) -> str | None:
+    return None if value in (None, "") else _text(value)
+
+
+def _text_list(value: Any) -> tuple[str, ...]:
+    """A YAML list of strings; 0.1.3 also wrote `supersedes` as a lone string."""
+    if value in (None, ""):
+        return ()
+    if isinstance(value, str):
+        return (value.strip(),) if value.strip() else ()
+    if isinstance(value, list):
+        return tuple(_text(item) for item in value if item not in (None, ""))
+    raise TypeError(f"expected a list, got a {type(value).__name__}")
+
+
+def _confidence(value: Any) -> float:
+    if isinstance(value, bool):
+        raise TypeError("confidence must be a number")
+    return float(value)
+
+
+def _timestamp(value: Any) -> str:
+    if value in (None, ""):
+        return ""
+    if isinstance(value, datetime):
+        moment = value if value.tzinfo else value.replace(tzinfo=UTC)
+        return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _text(value)
