@@ -501,7 +501,7 @@ class SearchIndex:
                 tags=tuple(json.loads(row[6])),
                 created_at=row[7],
                 updated_at=row[8],
-                score=round(-float(row[11]), 4),
+                score=float(f"{-float(row[11]):.4g}"),
                 snippet=snippets.get(row[0], ""),
                 match=match,
             )

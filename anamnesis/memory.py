@@ -91,7 +91,7 @@ class Memory:
         self,
         text: str,
         filters: SearchFilters = SearchFilters(),
-        limit: int | None = DEFAULT_LIMIT,  # noqa: B008
+        limit: int | None = DEFAULT_LIMIT,
     ) -> list[Hit]:
         await self.ensure_fresh()
         return await search(self.index, text, filters, limit)
@@ -100,7 +100,7 @@ class Memory:
         self,
         filters: SearchFilters = SearchFilters(),
         limit: int | None = 20,
-        cursor: str | None = None,  # noqa: B008
+        cursor: str | None = None,
     ) -> Page:
         await self.ensure_fresh()
         return await self.index.list_notes(filters, clamp_limit(limit), cursor)

@@ -1,0 +1,293 @@
+"""The CLI commands: each reads its arguments, calls core, and prints (text or --json)."""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+import anyio.to_thread
+
+from anamnesis.cli.output import (
+    ProgressBar,
+    Style,
+    format_hit,
+    format_note,
+    format_summary,
+    hit_json,
+    note_json,
+    print_json,
+    summary_json,
+)
+from anamnesis.config import Config, Layout, load_config
+from anamnesis.errors import AnamnesisError, NoteValidationError
+from anamnesis.home import init_home
+from anamnesis.memory import NoteDraft, open_memory
+from anamnesis.notes import GLOBAL_PROJECT
+from anamnesis.project import resolve_project
+from anamnesis.search import SearchFilters
+
+
+@dataclass(frozen=True, slots=True)
+class IO:
+    """The process's streams, environment and working directory, as the command sees them."""
+
+    out: TextIO
+    err: TextIO
+    environ: Mapping[str, str]
+    cwd: Path
+    stdin: TextIO
+
+
+def current_project(io: IO) -> str:
+    """The project key of the working directory (DESIGN section 5)."""
+    home = io.environ.get("HOME")
+    return resolve_project(io.cwd, Path(home) if home else None)
+
+
+def _split(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _filters(args: argparse.Namespace, *, with_global: bool) -> SearchFilters:
+    projects: tuple[str, ...] = ()
+    if args.project:
+        projects = (
+            (args.project,)
+            if args.project == GLOBAL_PROJECT or not with_global
+            else (args.project, GLOBAL_PROJECT)
+        )
+    return SearchFilters(
+        projects=projects,
+        types=(args.type,) if args.type else (),
+        scope=args.scope,
+        tags=tuple(getattr(args, "tag", ()) or ()),
+        include_superseded=bool(getattr(args, "include_superseded", False)),
+    )
+
+
+async def init(config: Config, args: argparse.Namespace, io: IO) -> int:
+    machine_id = args.machine_id or config.machine_id
+    report = await init_home(config.layout, machine_id)
+    config = load_config(config.home, io.environ)
+    async with open_memory(config) as memory:
+        await memory.reindex()
+    if args.json:
+        print_json(io.out, {"home": report.home, "machine_id": report.machine_id, "created": report.created})
+    elif report.changed:
+        io.out.write(f"Anamnesis home ready at {report.home} (machine {report.machine_id}). Created:\n")
+        for item in report.created:
+            io.out.write(f"  {item}\n")
+        io.out.write('Next: anamnesis write --type procedural --title "..." "what to remember"\n')
+    else:
+        io.out.write(
+            f"Already initialized at {report.home} (machine {report.machine_id}); nothing changed.\n"
+        )
+    return 0
+
+
+async def write(config: Config, args: argparse.Namespace, io: IO) -> int:
+    body = args.body
+    if body is None or body == "-":
+        if io.stdin.isatty():
+            io.err.write("Type the note's body, then Ctrl-D:\n")
+        body = await anyio.to_thread.run_sync(io.stdin.read)
+    if not body.strip():
+        raise NoteValidationError("body", "is empty; pass it as an argument or on stdin")
+    project = args.project or current_project(io)
+    draft = NoteDraft(
+        type=args.type,
+        title=args.title,
+        body=body,
+        project=project,
+        tags=_split(args.tags),
+        scope="machine-local" if args.local else "portable",
+        supersedes=_split(args.supersedes),
+    )
+    async with open_memory(config) as memory:
+        note = await memory.write(draft)
+        path = memory.store.rel(memory.store.path_for(note.id, note.type, note.scope))
+    if args.json:
+        print_json(io.out, note_json(note, path, []))
+    else:
+        io.out.write(f"{note.id}\n")
+    return 0
+
+
+async def get(config: Config, args: argparse.Namespace, io: IO) -> int:
+    async with open_memory(config) as memory:
+        note = await memory.get(args.id)
+        path = memory.store.path_for(note.id, note.type, note.scope)
+        superseded_by = await memory.superseded_by(note.id)
+        if args.raw:
+            io.out.write(await anyio.to_thread.run_sync(path.read_text))
+            return 0
+    rel = memory.store.rel(path)
+    if args.json:
+        print_json(io.out, note_json(note, rel, superseded_by))
+    else:
+        io.out.write(format_note(note, rel, superseded_by, Style(io.out)) + "\n")
+    return 0
+
+
+async def list(config: Config, args: argparse.Namespace, io: IO) -> int:
+    async with open_memory(config) as memory:
+        page = await memory.list(_filters(args, with_global=False), args.limit, args.cursor)
+    if args.json:
+        print_json(io.out, {"notes": [summary_json(n) for n in page.notes], "next_cursor": page.next_cursor})
+        return 0
+    style = Style(io.out)
+    if not page.notes:
+        io.out.write("No notes" + (" match these filters.\n" if args.project or args.type else " yet.\n"))
+    for note in page.notes:
+        io.out.write(format_summary(note, style) + "\n")
+    if page.next_cursor:
+        io.out.write(style.dim(f"more: anamnesis list --cursor {page.next_cursor}") + "\n")
+    return 0
+
+
+async def search(config: Config, args: argparse.Namespace, io: IO) -> int:
+    query = " ".join(args.query)
+    async with open_memory(config) as memory:
+        hits = await memory.search(query, _filters(args, with_global=True), args.limit)
+    if args.json:
+        print_json(io.out, {"query": query, "hits": [hit_json(h) for h in hits]})
+        return 0
+    style = Style(io.out)
+    if not hits:
+        io.out.write(f"Nothing found for {query!r}.\n")
+    for rank, hit in enumerate(hits, start=1):
+        io.out.write(format_hit(rank, hit, style) + "\n")
+    return 0
+
+
+async def reindex(config: Config, args: argparse.Namespace, io: IO) -> int:
+    progress = ProgressBar(io.err, "indexing")
+    async with open_memory(config) as memory:
+        committed = await memory.commit_pending()
+        report = await memory.reindex(full=args.full, progress=progress)
+    progress.finish()
+    if args.json:
+        print_json(
+            io.out,
+            {
+                "scanned": report.scanned,
+                "added": report.added,
+                "updated": report.updated,
+                "removed": report.removed,
+                "committed": committed,
+                "problems": [{"path": p.path, "reason": p.reason} for p in report.problems],
+            },
+        )
+    else:
+        io.out.write(
+            f"{report.scanned} note files: {report.added} added, {report.updated} updated, "
+            f"{report.removed} removed.\n"
+        )
+        if committed:
+            io.out.write(f"Committed edits made by hand ({committed[:10]}).\n")
+        for problem in report.problems:
+            io.out.write(f"skipped {problem.path}: {problem.reason}\n")
+    return 0
+
+
+async def status(config: Config, args: argparse.Namespace, io: IO) -> int:
+    async with open_memory(config) as memory:
+        info = await memory.status()
+    if args.json:
+        print_json(io.out, info)
+        return 0
+    out = io.out
+    out.write(f"home      {info['home']} (machine {info['machine_id']})\n")
+    out.write(f"notes     {info['total']} ({info['superseded']} superseded)\n")
+    out.write("by type   " + ", ".join(f"{k} {v}" for k, v in info["by_type"].items()) + "\n")
+    out.write("by scope  " + ", ".join(f"{k} {v}" for k, v in info["by_scope"].items()) + "\n")
+    projects = info["by_project"]
+    shown = ", ".join(f"{k} {v}" for k, v in [*projects.items()][:8])
+    out.write(f"projects  {len(projects)}: {shown}{' …' if len(projects) > 8 else ''}\n")
+    git = info["git"]
+    out.write(
+        f"git       {git['branch']} at {(git['head'] or 'no commits')[:10]}, {git['uncommitted']} uncommitted\n"
+    )
+    out.write(f"hub       {info['hub'] or 'none (local only)'}\n")
+    if info["problems"]:
+        out.write(f"problems  {info['problems']} file(s) could not be read: run `anamnesis doctor`\n")
+    return 0
+
+
+async def doctor(config: Config, args: argparse.Namespace, io: IO) -> int:
+    from anamnesis.doctor import run_doctor
+
+    findings = await run_doctor(config)
+    failed = any(f.is_error for f in findings)
+    if args.json:
+        print_json(
+            io.out,
+            {
+                "ok": not failed,
+                "findings": [
+                    {"level": f.level, "check": f.check, "message": f.message, "fix": f.fix} for f in findings
+                ],
+            },
+        )
+        return 1 if failed else 0
+    marks = {"ok": "ok  ", "warning": "warn", "error": "FAIL"}
+    for finding in findings:
+        io.out.write(f"[{marks[finding.level]}] {finding.check}: {finding.message}\n")
+        if finding.fix and finding.level != "ok":
+            io.out.write(f"       fix: {finding.fix}\n")
+    io.out.write("Problems found.\n" if failed else "All good.\n")
+    return 1 if failed else 0
+
+
+async def eval_run(config: Config, args: argparse.Namespace, io: IO) -> int:
+    from anamnesis.evaluation import load_eval_set, run_eval
+    from anamnesis.index import SearchIndex
+    from anamnesis.store import NoteStore
+
+    eval_path = Path(args.eval_set) if args.eval_set else config.home / "eval" / "eval.jsonl"
+    cases = await anyio.to_thread.run_sync(load_eval_set, eval_path, args.include_unreviewed)
+    if args.corpus:
+        corpus = Path(args.corpus).absolute()
+        if not corpus.is_dir():
+            raise AnamnesisError(f"--corpus {corpus} is not a folder")
+        with tempfile.TemporaryDirectory(prefix="anamnesis-eval-") as scratch:
+            store = NoteStore(Layout(Path(scratch)), roots={"portable": corpus})
+            index = await SearchIndex.open(Path(scratch) / "index.db", store)
+            try:
+                await index.refresh()
+                report = await run_eval(index, cases)
+            finally:
+                await index.aclose()
+    else:
+        async with open_memory(config) as memory:
+            await memory.ensure_fresh()
+            report = await run_eval(memory.index, cases)
+    if args.json:
+        print_json(io.out, report.as_json())
+        return 0
+    io.out.write(f"{report.cases} queries from {eval_path}\n")
+    for k, value in report.recall.items():
+        io.out.write(f"recall@{k:<2} {value:.3f}\n")
+    io.out.write(f"MRR       {report.mrr:.3f}\n")
+    misses = [query for query, rank in report.ranks if rank is None]
+    if misses:
+        io.out.write(f"not found in the top {max(report.recall)} ({len(misses)}):\n")
+        for query in misses[:20]:
+            io.out.write(f"  - {query}\n")
+    return 0
+
+
+def mcp(home: Path, environ: Mapping[str, str]) -> int:
+    """Serve MCP over stdio. The SDK import is heavy, so it happens only here."""
+    import os
+
+    from anamnesis.mcp_server import run_stdio
+
+    config = load_config(home, environ)
+    cwd = Path(environ.get("CLAUDE_PROJECT_DIR") or os.getcwd())
+    home_dir = environ.get("HOME")
+    return run_stdio(config, resolve_project(cwd, Path(home_dir) if home_dir else None))

@@ -1,0 +1,144 @@
+"""What the CLI prints: the stable JSON shapes, the human format, and a progress bar.
+
+JSON shapes (documented in the README; keys are only ever added, never renamed):
+- note summary: id, type, title, project, scope, tags, created_at, updated_at, machine_id
+- note (get): a summary plus body, prov_source, confidence, prov_model, prov_session,
+  supersedes, superseded_by, user_id, workspace_id, path, extra
+- search hit: a summary (no machine_id) plus score, snippet (matched words in «»), match
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TextIO
+
+from anamnesis.index import NoteSummary
+from anamnesis.notes import Note
+from anamnesis.search import Hit
+
+MARK_OPEN, MARK_CLOSE = "«", "»"
+_BOLD, _DIM, _RESET = "\x1b[1m", "\x1b[2m", "\x1b[0m"
+
+
+def summary_json(note: NoteSummary | Note) -> dict[str, Any]:
+    return {
+        "id": note.id,
+        "type": note.type,
+        "title": note.title,
+        "project": note.project,
+        "scope": note.scope,
+        "tags": list(note.tags),
+        "created_at": note.created_at,
+        "updated_at": note.updated_at,
+        "machine_id": note.machine_id,
+    }
+
+
+def note_json(note: Note, path: str, superseded_by: list[str]) -> dict[str, Any]:
+    return {
+        **summary_json(note),
+        "body": note.body,
+        "prov_source": note.prov_source,
+        "confidence": note.confidence,
+        "prov_model": note.prov_model,
+        "prov_session": note.prov_session,
+        "supersedes": list(note.supersedes),
+        "superseded_by": superseded_by,
+        "user_id": note.user_id,
+        "workspace_id": note.workspace_id,
+        "path": path,
+        "extra": dict(note.extra),
+    }
+
+
+def hit_json(hit: Hit) -> dict[str, Any]:
+    return {
+        "id": hit.id,
+        "type": hit.type,
+        "title": hit.title,
+        "project": hit.project,
+        "scope": hit.scope,
+        "tags": list(hit.tags),
+        "created_at": hit.created_at,
+        "updated_at": hit.updated_at,
+        "score": hit.score,
+        "snippet": hit.snippet_with(MARK_OPEN, MARK_CLOSE),
+        "match": hit.match,
+    }
+
+
+def print_json(stream: TextIO, value: Any) -> None:
+    stream.write(json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+class Style:
+    """Bold and dim only on a terminal; plain text in a pipe."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.enabled = stream.isatty()
+
+    def bold(self, text: str) -> str:
+        return f"{_BOLD}{text}{_RESET}" if self.enabled else text
+
+    def dim(self, text: str) -> str:
+        return f"{_DIM}{text}{_RESET}" if self.enabled else text
+
+
+def format_hit(rank: int, hit: Hit, style: Style) -> str:
+    head = f"{rank:>2}. {style.bold(hit.title)}  {style.dim(f'[{hit.type}] {hit.project}  {hit.id}')}"
+    snippet = hit.snippet_with(_BOLD, _RESET) if style.enabled else hit.snippet_with(MARK_OPEN, MARK_CLOSE)
+    return f"{head}\n    {snippet}" if snippet else head
+
+
+def format_summary(note: NoteSummary, style: Style) -> str:
+    tags = f"  #{' #'.join(note.tags)}" if note.tags else ""
+    return (
+        f"{note.updated_at[:10]}  {style.bold(note.title)}{tags}\n"
+        f"            {style.dim(f'[{note.type}] {note.project} ({note.scope})  {note.id}')}"
+    )
+
+
+def format_note(note: Note, path: str, superseded_by: list[str], style: Style) -> str:
+    lines = [
+        style.bold(note.title),
+        style.dim(
+            f"{note.id}  [{note.type}] {note.project} ({note.scope})  from {note.machine_id or '?'}  "
+            f"updated {note.updated_at}"
+        ),
+    ]
+    if note.tags:
+        lines.append(style.dim("tags: " + ", ".join(note.tags)))
+    if note.supersedes:
+        lines.append(style.dim("supersedes: " + ", ".join(note.supersedes)))
+    if superseded_by:
+        lines.append(style.dim("retired, superseded by: " + ", ".join(superseded_by)))
+    lines.append(style.dim(f"file: {path}"))
+    lines.append("")
+    lines.append(note.body)
+    return "\n".join(lines)
+
+
+class ProgressBar:
+    """A one-line bar on a terminal's stderr; silent when stderr is a pipe or a file."""
+
+    WIDTH = 30
+
+    def __init__(self, stream: TextIO, label: str) -> None:
+        self.stream = stream
+        self.label = label
+        self.enabled = stream.isatty()
+        self.shown = False
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled or total <= 0:
+            return
+        filled = self.WIDTH * done // total
+        bar = "#" * filled + "-" * (self.WIDTH - filled)
+        self.stream.write(f"\r{self.label} [{bar}] {done}/{total}")
+        self.stream.flush()
+        self.shown = True
+
+    def finish(self) -> None:
+        if self.shown:
+            self.stream.write("\n")
+            self.stream.flush()

@@ -1,0 +1,41 @@
+"""Run one parsed command: read config, call core, print, and translate errors once.
+
+This is a root: the only place (with the service and the hook entry) that reads the
+environment and config. An `AnamnesisError` becomes `anamnesis: error: …` and exit 1;
+anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TextIO
+
+import anyio
+
+from anamnesis.cli import commands
+from anamnesis.config import home_from_env, load_config
+from anamnesis.errors import AnamnesisError
+
+
+def run_command(args: argparse.Namespace, environ: Mapping[str, str], out: TextIO, err: TextIO) -> int:
+    handler = args.handler
+    try:
+        home = home_from_env(environ)
+        if handler == "mcp":  # the MCP SDK runs its own event loop
+            return commands.mcp(home, environ)
+        config = load_config(home, environ)
+        io = commands.IO(out=out, err=err, environ=environ, cwd=Path.cwd(), stdin=sys.stdin)
+        function = getattr(commands, handler)
+        result: int = anyio.run(function, config, args, io)
+        return result
+    except AnamnesisError as exc:
+        err.write(f"anamnesis: error: {exc}\n")
+        return 1
+    except KeyboardInterrupt:
+        err.write("anamnesis: interrupted\n")
+        return 130
+    except BrokenPipeError:
+        return 0

@@ -1,0 +1,212 @@
+"""`anamnesis doctor`: what can be seen to be wrong with a home, each with the fix.
+
+Checks look without changing anything: the index is compared with the files but not refreshed,
+so "out of step" is reported rather than silently repaired. Adapters (Claude Code wiring, sync)
+add their own checks by passing more `Check` functions.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+import anyio
+import anyio.to_thread
+
+from anamnesis.config import Config, read_config_file
+from anamnesis.errors import AnamnesisError
+from anamnesis.gitrepo import BRANCH
+from anamnesis.memory import open_memory
+
+_CONFLICT_MARKERS = ("<<<<<<< ", ">>>>>>> ")
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One result of a check: `level` is ok, warning or error; `fix` says what to do."""
+
+    level: str
+    check: str
+    message: str
+    fix: str | None = None
+
+    @property
+    def is_error(self) -> bool:
+        return self.level == "error"
+
+
+Check = Callable[[Config], Awaitable[list[Finding]]]
+
+
+async def run_doctor(config: Config, extra_checks: Sequence[Check] = ()) -> list[Finding]:
+    """Every finding of every check, in a stable order; a check that crashes is an error too."""
+    findings: list[Finding] = []
+    home = await check_home(config)
+    findings.extend(home)
+    if any(f.is_error for f in home):
+        return findings
+    for check in (check_git, check_notes_and_index, *extra_checks):
+        try:
+            findings.extend(await check(config))
+        except AnamnesisError as exc:
+            findings.append(Finding("error", check.__name__.removeprefix("check_"), str(exc)))
+    return findings
+
+
+async def check_home(config: Config) -> list[Finding]:
+    layout = config.layout
+    if not layout.memory_dir.is_dir() or not layout.config_path.is_file():
+        return [Finding("error", "home", f"no Anamnesis home at {layout.home}", "run `anamnesis init`")]
+    findings = [Finding("ok", "home", f"home at {layout.home}, machine {config.machine_id}")]
+    mode = layout.config_path.stat().st_mode & 0o777
+    if mode & 0o077:
+        findings.append(
+            Finding(
+                "error",
+                "config",
+                f"{layout.config_path} is readable by others (mode {mode:o}); it may hold an API key",
+                f"chmod 600 {layout.config_path}",
+            )
+        )
+    try:
+        read_config_file(layout.config_path)
+    except AnamnesisError as exc:
+        findings.append(Finding("error", "config", str(exc), "fix the JSON or delete the file and run init"))
+    return findings
+
+
+async def check_git(config: Config) -> list[Finding]:
+    from anamnesis.gitrepo import GitRepo
+
+    repo = GitRepo(config.layout.memory_dir, config.machine_id)
+    if not await repo.is_repo():
+        return [Finding("error", "git", f"{repo.path} is not a git repository", "run `anamnesis init`")]
+    findings = []
+    branch = await repo.branch()
+    if branch != BRANCH:
+        findings.append(
+            Finding(
+                "error",
+                "git",
+                f"memory/ is on {branch or 'a detached HEAD'}, not {BRANCH}",
+                f"git -C {repo.path} checkout {BRANCH}",
+            )
+        )
+    git_dir = repo.path / ".git"
+    for marker, what in (
+        ("MERGE_HEAD", "a merge"),
+        ("rebase-merge", "a rebase"),
+        ("rebase-apply", "a rebase"),
+    ):
+        if (git_dir / marker).exists():
+            findings.append(
+                Finding(
+                    "error",
+                    "git",
+                    f"memory/ is in the middle of {what}",
+                    f"finish or abort it: git -C {repo.path} {what.split()[-1]} --abort",
+                )
+            )
+    for lock in ("index.lock", "HEAD.lock"):
+        if (git_dir / lock).exists():
+            findings.append(
+                Finding(
+                    "warning",
+                    "git",
+                    f"a git lock file is left over: {git_dir / lock}",
+                    "if no git command is running, delete it",
+                )
+            )
+    dirty = await repo.status_paths()
+    if dirty:
+        findings.append(
+            Finding(
+                "warning",
+                "git",
+                f"{len(dirty)} change(s) in memory/ not committed yet (edits made by hand)",
+                "`anamnesis reindex` commits them (so does the next sync)",
+            )
+        )
+    if not findings:
+        findings.append(Finding("ok", "git", f"memory/ is a clean git repo on {BRANCH}"))
+    return findings
+
+
+async def check_notes_and_index(config: Config) -> list[Finding]:
+    findings: list[Finding] = []
+    async with open_memory(config) as memory:
+        plan = await memory.index.plan()
+        problems = await memory.index.problems()
+        unreadable = {p.path: p.reason for p in problems}
+        # Files not indexed yet: parse them here so a broken one is reported even before a refresh.
+        reads = await anyio.to_thread.run_sync(memory.index._read_files, plan.changed)
+        for read in reads:
+            if read.error is not None:
+                unreadable[read.file.rel] = read.error
+        for path, reason in sorted(unreadable.items()):
+            findings.append(
+                Finding("error", "notes", f"{path}: {reason}", "fix the front-matter or move the file away")
+            )
+        strays = await anyio.to_thread.run_sync(lambda: list(memory.store.stray_files()))
+        for stray in strays:
+            findings.append(
+                Finding(
+                    "warning",
+                    "notes",
+                    f"{stray} is not in a type directory, so it is not part of the memory",
+                    "move it under procedural/, semantic/ or episodic/",
+                )
+            )
+        conflicted = await anyio.to_thread.run_sync(_files_with_conflict_markers, plan.files)
+        for path in conflicted:
+            findings.append(
+                Finding(
+                    "error",
+                    "notes",
+                    f"{path} contains git conflict markers",
+                    "edit the file and keep one version",
+                )
+            )
+        good_changes = sum(1 for read in reads if read.error is None)
+        if good_changes or plan.removed:
+            findings.append(
+                Finding(
+                    "error",
+                    "index",
+                    f"index out of step with the files: {good_changes} new or changed, {len(plan.removed)} removed",
+                    "run `anamnesis reindex` (searches also catch up on their own)",
+                )
+            )
+        integrity = await _integrity(memory.index)
+        if integrity:
+            findings.append(
+                Finding("error", "index", f"index damaged: {integrity}", "run `anamnesis reindex --full`")
+            )
+        if not any(f.level == "error" and f.check in ("index", "notes") for f in findings):
+            findings.append(Finding("ok", "index", f"{len(plan.files)} note files, index in step"))
+    return findings
+
+
+def _files_with_conflict_markers(files: Sequence[object]) -> list[str]:
+    found = []
+    for f in files:
+        try:
+            text = f.path.read_text(encoding="utf-8", errors="replace")  # type: ignore[attr-defined]
+        except OSError:
+            continue
+        if any(line.startswith(_CONFLICT_MARKERS) for line in text.splitlines()):
+            found.append(f.rel)  # type: ignore[attr-defined]
+    return found
+
+
+async def _integrity(index: object) -> str | None:
+    try:
+        rows = await index.execute_fetchall("PRAGMA quick_check")  # type: ignore[attr-defined]
+        verdict = rows[0][0] if rows else "no answer"
+        if verdict != "ok":
+            return str(verdict)
+        await index.execute_fetchall("INSERT INTO notes_fts(notes_fts) VALUES('integrity-check')")  # type: ignore[attr-defined]
+    except sqlite3.DatabaseError as exc:
+        return str(exc)
+    return None

@@ -1,0 +1,107 @@
+"""The eval harness: recall@1/3/5/8 and MRR of search over a set of judged queries.
+
+The eval set is 0.1.3's JSONL format: one `{query, relevant_ids, note_titles, approved, source}`
+per line. A hit that supersedes a relevant note counts as finding it (the old note was retired
+in its favour). Curation commands use this as a guard: a change that lowers recall is refused.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from anamnesis.errors import AnamnesisError
+from anamnesis.index import SearchIndex
+from anamnesis.search import SearchFilters, search
+
+KS = (1, 3, 5, 8)
+
+
+class EvalSetError(AnamnesisError):
+    """An eval set file is missing or has a malformed line."""
+
+
+@dataclass(frozen=True, slots=True)
+class EvalCase:
+    query: str
+    relevant_ids: tuple[str, ...]
+    note_titles: tuple[str, ...] = ()
+    approved: bool = True
+    source: str = ""
+
+
+@dataclass(slots=True)
+class EvalReport:
+    """Aggregate scores and, per query, the rank of the first relevant hit (None: not found)."""
+
+    cases: int
+    recall: dict[int, float]
+    mrr: float
+    ranks: list[tuple[str, int | None]] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "cases": self.cases,
+            **{f"recall@{k}": round(v, 4) for k, v in self.recall.items()},
+            "mrr": round(self.mrr, 4),
+            "misses": [query for query, rank in self.ranks if rank is None],
+        }
+
+
+def load_eval_set(path: Path, include_unreviewed: bool = False) -> list[EvalCase]:
+    """The cases in `path`; unapproved ones only with `include_unreviewed`."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError as exc:
+        raise EvalSetError(f"no eval set at {path} (pass --eval-set FILE)") from exc
+    cases = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+            case = EvalCase(
+                query=str(data["query"]),
+                relevant_ids=tuple(str(i) for i in data["relevant_ids"]),
+                note_titles=tuple(str(t) for t in data.get("note_titles", ())),
+                approved=bool(data.get("approved", True)),
+                source=str(data.get("source", "")),
+            )
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise EvalSetError(f"{path}:{number}: not an eval case ({exc})") from exc
+        if case.approved or include_unreviewed:
+            cases.append(case)
+    if not cases:
+        raise EvalSetError(f"{path} has no approved cases")
+    return cases
+
+
+async def run_eval(index: SearchIndex, cases: Sequence[EvalCase], ks: Sequence[int] = KS) -> EvalReport:
+    depth = max(ks)
+    found_at: dict[int, float] = dict.fromkeys(ks, 0.0)
+    reciprocal = 0.0
+    ranks: list[tuple[str, int | None]] = []
+    for case in cases:
+        # Each relevant note is found by itself or by any note that superseded it.
+        accepted = {note_id: {note_id, *await index.superseded_by(note_id)} for note_id in case.relevant_ids}
+        hits = await search(index, case.query, SearchFilters(), depth)
+        ordered = [hit.id for hit in hits]
+        any_relevant = set().union(*accepted.values())
+        first = next((rank for rank, note_id in enumerate(ordered, start=1) if note_id in any_relevant), None)
+        ranks.append((case.query, first))
+        if first is not None:
+            reciprocal += 1.0 / first
+        for k in ks:
+            top = set(ordered[:k])
+            found = sum(1 for ids in accepted.values() if ids & top)
+            found_at[k] += found / len(accepted)
+    count = len(cases)
+    return EvalReport(
+        cases=count,
+        recall={k: found_at[k] / count for k in ks},
+        mrr=reciprocal / count,
+        ranks=ranks,
+    )
