@@ -180,9 +180,7 @@ async def check_notes_and_index(config: Config) -> list[Finding]:
             )
         integrity = await _integrity(memory.index)
         if integrity:
-            findings.append(
-                Finding("error", "index", f"index damaged: {integrity}", "run `anamnesis reindex --full`")
-            )
+            findings.append(Finding("error", "index", f"index damaged: {integrity}", "run `anamnesis reindex --full`"))
         if not any(f.level == "error" and f.check in ("index", "notes") for f in findings):
             findings.append(Finding("ok", "index", f"{len(plan.files)} note files, index in step"))
     return findings

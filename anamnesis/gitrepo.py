@@ -150,9 +150,7 @@ class GitRepo:
     async def log_path(self, path: str, limit: int = 50) -> list[CommitInfo]:
         """Commits that touched `path`, newest first, following renames."""
         fmt = "%H%x1f%an%x1f%ae%x1f%aI%x1f%s%x1e"
-        result = await self.run(
-            "log", f"--max-count={limit}", "--follow", f"--format={fmt}", "--", path, check=False
-        )
+        result = await self.run("log", f"--max-count={limit}", "--follow", f"--format={fmt}", "--", path, check=False)
         if result.returncode != 0:
             return []
         commits = []

@@ -14,10 +14,10 @@ rebuilt at any time. Its shape serves speed and safety under many processes at o
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import logging
-import os
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -229,7 +229,7 @@ class SearchIndex:
 
     async def _user_version(self) -> int:
         rows = await self._db.execute_fetchall("PRAGMA user_version")
-        return int(list(rows)[0][0])
+        return int(next(iter(rows))[0])
 
     async def _recreate(self, expected_old: int | None = None) -> None:
         """Drop every object in the database and create our schema (derived data: no migrations)."""
@@ -249,10 +249,8 @@ class SearchIndex:
                     await db.execute(f'DROP {kind.upper()} IF EXISTS "{name}"')
             for kind, name in objects:
                 if kind == "table":
-                    try:
+                    with contextlib.suppress(sqlite3.OperationalError):  # a shadow table, gone with its FTS table
                         await db.execute(f'DROP TABLE IF EXISTS "{name}"')
-                    except sqlite3.OperationalError:
-                        pass  # a shadow table already dropped with its FTS table
             for statement in _split_sql(_SCHEMA):
                 await db.execute(statement)
             await db.execute("COMMIT")
@@ -287,13 +285,9 @@ class SearchIndex:
             changed.append(f)
         seen = {f.rel for f in files}
         scope_of_request = set(paths) if paths is not None else None
-        removed = [
-            rel for rel in known if rel not in seen and (scope_of_request is None or rel in scope_of_request)
-        ]
+        removed = [rel for rel in known if rel not in seen and (scope_of_request is None or rel in scope_of_request)]
         removed_problems = [
-            rel
-            for rel in known_problems
-            if rel not in seen and (scope_of_request is None or rel in scope_of_request)
+            rel for rel in known_problems if rel not in seen and (scope_of_request is None or rel in scope_of_request)
         ]
         return RefreshPlan(files, changed, removed, removed_problems)
 
@@ -420,9 +414,7 @@ class SearchIndex:
             else:
                 report.added += 1
 
-    async def _without_duplicate_ids(
-        self, notes: list[_Read], problems: list[tuple[Any, ...]]
-    ) -> list[_Read]:
+    async def _without_duplicate_ids(self, notes: list[_Read], problems: list[tuple[Any, ...]]) -> list[_Read]:
         """Drop notes whose id another live file already has; record them as problems."""
         if not notes:
             return notes
@@ -441,7 +433,7 @@ class SearchIndex:
             assert r.note is not None
             other = claimed.get(r.note.id) or existing.get(r.note.id)
             if other is not None and other != r.file.rel:
-                if other in claimed.values() or os.path.exists(self.store.layout.home / other):
+                if other in claimed.values() or await anyio.Path(self.store.layout.home / other).exists():
                     reason = f"duplicate id {r.note.id}: the same id is already used by {other}"
                     problems.append((r.file.rel, reason, r.file.size, r.file.mtime_ns))
                     await self._db.execute("DELETE FROM notes WHERE path = ?", (r.file.rel,))
@@ -525,8 +517,7 @@ class SearchIndex:
             where += " AND (n.updated_at < ? OR (n.updated_at = ? AND n.id < ?))"
             params += [after_time, after_time, after_id]
         sql = (
-            f"SELECT {_SUMMARY_COLUMNS} FROM notes n WHERE 1 = 1 {where} "
-            "ORDER BY n.updated_at DESC, n.id DESC LIMIT ?"
+            f"SELECT {_SUMMARY_COLUMNS} FROM notes n WHERE 1 = 1 {where} ORDER BY n.updated_at DESC, n.id DESC LIMIT ?"
         )
         rows = list(await self._db.execute_fetchall(sql, [*params, limit + 1]))
         notes = [_summary(row) for row in rows[:limit]]
@@ -535,9 +526,7 @@ class SearchIndex:
 
     async def summary(self, note_id: str) -> NoteSummary | None:
         rows = list(
-            await self._db.execute_fetchall(
-                f"SELECT {_SUMMARY_COLUMNS} FROM notes n WHERE n.id = ?", (note_id,)
-            )
+            await self._db.execute_fetchall(f"SELECT {_SUMMARY_COLUMNS} FROM notes n WHERE n.id = ?", (note_id,))
         )
         return _summary(rows[0]) if rows else None
 
@@ -557,13 +546,15 @@ class SearchIndex:
             )
             return {row[0]: row[1] for row in rows}
 
-        total = list(await db.execute_fetchall("SELECT count(*) FROM notes"))[0][0]
-        superseded = list(
-            await db.execute_fetchall(
-                "SELECT count(*) FROM notes WHERE id IN (SELECT superseded_id FROM supersessions)"
+        total = next(iter(await db.execute_fetchall("SELECT count(*) FROM notes")))[0]
+        superseded = next(
+            iter(
+                await db.execute_fetchall(
+                    "SELECT count(*) FROM notes WHERE id IN (SELECT superseded_id FROM supersessions)"
+                )
             )
-        )[0][0]
-        problems = list(await db.execute_fetchall("SELECT count(*) FROM problems"))[0][0]
+        )[0]
+        problems = next(iter(await db.execute_fetchall("SELECT count(*) FROM problems")))[0]
         refreshed = list(await db.execute_fetchall("SELECT value FROM meta WHERE key = 'refreshed_at'"))
         return {
             "total": total,

@@ -6,6 +6,7 @@ One `Memory` wraps the notes on disk, the derived index and the git repo of one 
 
 from __future__ import annotations
 
+import builtins
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -122,10 +123,10 @@ class Memory:
         except FileNotFoundError as exc:
             raise NoteNotFoundError(note_id) from exc
 
-    async def superseded_by(self, note_id: str) -> list[str]:
+    async def superseded_by(self, note_id: str) -> builtins.list[str]:
         return await self.index.superseded_by(normalize_id(note_id))
 
-    async def history(self, note_id: str, limit: int = 50) -> list[CommitInfo]:
+    async def history(self, note_id: str, limit: int = 50) -> builtins.list[CommitInfo]:
         note = await self.get(note_id)
         if note.scope != "portable":
             return []
@@ -174,7 +175,7 @@ class Memory:
     async def save(self, note: Note, message: str | None = None) -> Path:
         """Write `note` as given (atomically), commit it when portable, and index it."""
         validate_note(note)
-        before = await anyio.to_thread.run_sync(lambda: list(self._existing_paths(note.id)))
+        before = await anyio.to_thread.run_sync(self._existing_paths, note.id)
         path = await anyio.to_thread.run_sync(self.store.write, note)
         touched = sorted({path, *before})
         await self._commit(touched, message or f"anamnesis: update {note.type} {note.id}")
@@ -192,21 +193,17 @@ class Memory:
         await self._commit(removed, f"anamnesis: delete {wanted}")
         await self.index.refresh(paths=[self.store.rel(p) for p in removed])
 
-    def _existing_paths(self, note_id: str) -> list[Path]:
+    def _existing_paths(self, note_id: str) -> builtins.list[Path]:
         return [p for p in self.store.candidates(note_id) if p.exists()]
 
     async def _commit(self, paths: Sequence[Path], message: str) -> None:
-        repo_paths = [
-            p.relative_to(self.git.path).as_posix() for p in paths if p.is_relative_to(self.git.path)
-        ]
+        repo_paths = [p.relative_to(self.git.path).as_posix() for p in paths if p.is_relative_to(self.git.path)]
         if not repo_paths:
             return
         async with file_lock(self.config.layout.state_dir / "git.lock", GIT_LOCK_TIMEOUT, "the git repo"):
             await self.git.commit_paths(repo_paths, message)
 
-    async def commit_pending(
-        self, message: str = "anamnesis: record edits made outside Anamnesis"
-    ) -> str | None:
+    async def commit_pending(self, message: str = "anamnesis: record edits made outside Anamnesis") -> str | None:
         """Commit whatever changed in memory/ by hand; the new head, or None if nothing had."""
         async with file_lock(self.config.layout.state_dir / "git.lock", GIT_LOCK_TIMEOUT, "the git repo"):
             return await self.git.commit_all(message)

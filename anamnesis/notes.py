@@ -169,9 +169,7 @@ def render_note(note: Note) -> str:
     for key, value in note.extra.items():
         if key not in _KNOWN_KEYS:
             data[key] = value
-    front = yaml.safe_dump(
-        data, sort_keys=False, default_flow_style=None, allow_unicode=True, width=1_000_000
-    )
+    front = yaml.safe_dump(data, sort_keys=False, default_flow_style=None, allow_unicode=True, width=1_000_000)
     body = normalize_body(note.body)
     return f"---\n{front}---\n{body}\n"
 

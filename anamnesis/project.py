@@ -9,6 +9,7 @@ Reads files only (no `git` subprocess): this runs on every hook, where milliseco
 
 from __future__ import annotations
 
+import contextlib
 import re
 from pathlib import Path
 
@@ -89,10 +90,8 @@ def _find_git(cwd: Path) -> tuple[Path | None, Path | None]:
                 git_dir = (directory / line.split(":", 1)[1].strip()).resolve()
                 common = git_dir / "commondir"  # a linked worktree keeps config in the main repo
                 if common.is_file():
-                    try:
+                    with contextlib.suppress(OSError):
                         git_dir = (git_dir / common.read_text(encoding="utf-8").strip()).resolve()
-                    except OSError:
-                        pass
                 return git_dir, directory
             return None, directory
     return None, None

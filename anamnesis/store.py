@@ -7,6 +7,7 @@ becomes part of a path, so nothing a user or a model types can escape the store.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -162,10 +163,8 @@ def atomic_write_text(path: Path, text: str) -> None:
         os.chmod(tmp_name, 0o644)
         os.replace(tmp_name, path)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
-        except FileNotFoundError:
-            pass
         raise
     _fsync_dir(path.parent)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import builtins
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -48,7 +49,7 @@ def current_project(io: IO) -> str:
     return resolve_project(io.cwd, Path(home) if home else None)
 
 
-def _split(text: str) -> list[str]:
+def _split(text: str) -> builtins.list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
@@ -56,9 +57,7 @@ def _filters(args: argparse.Namespace, *, with_global: bool) -> SearchFilters:
     projects: tuple[str, ...] = ()
     if args.project:
         projects = (
-            (args.project,)
-            if args.project == GLOBAL_PROJECT or not with_global
-            else (args.project, GLOBAL_PROJECT)
+            (args.project,) if args.project == GLOBAL_PROJECT or not with_global else (args.project, GLOBAL_PROJECT)
         )
     return SearchFilters(
         projects=projects,
@@ -83,9 +82,7 @@ async def init(config: Config, args: argparse.Namespace, io: IO) -> int:
             io.out.write(f"  {item}\n")
         io.out.write('Next: anamnesis write --type procedural --title "..." "what to remember"\n')
     else:
-        io.out.write(
-            f"Already initialized at {report.home} (machine {report.machine_id}); nothing changed.\n"
-        )
+        io.out.write(f"Already initialized at {report.home} (machine {report.machine_id}); nothing changed.\n")
     return 0
 
 
@@ -184,8 +181,7 @@ async def reindex(config: Config, args: argparse.Namespace, io: IO) -> int:
         )
     else:
         io.out.write(
-            f"{report.scanned} note files: {report.added} added, {report.updated} updated, "
-            f"{report.removed} removed.\n"
+            f"{report.scanned} note files: {report.added} added, {report.updated} updated, {report.removed} removed.\n"
         )
         if committed:
             io.out.write(f"Committed edits made by hand ({committed[:10]}).\n")
@@ -209,9 +205,7 @@ async def status(config: Config, args: argparse.Namespace, io: IO) -> int:
     shown = ", ".join(f"{k} {v}" for k, v in [*projects.items()][:8])
     out.write(f"projects  {len(projects)}: {shown}{' …' if len(projects) > 8 else ''}\n")
     git = info["git"]
-    out.write(
-        f"git       {git['branch']} at {(git['head'] or 'no commits')[:10]}, {git['uncommitted']} uncommitted\n"
-    )
+    out.write(f"git       {git['branch']} at {(git['head'] or 'no commits')[:10]}, {git['uncommitted']} uncommitted\n")
     out.write(f"hub       {info['hub'] or 'none (local only)'}\n")
     if info["problems"]:
         out.write(f"problems  {info['problems']} file(s) could not be read: run `anamnesis doctor`\n")
@@ -251,8 +245,8 @@ async def eval_run(config: Config, args: argparse.Namespace, io: IO) -> int:
     eval_path = Path(args.eval_set) if args.eval_set else config.home / "eval" / "eval.jsonl"
     cases = await anyio.to_thread.run_sync(load_eval_set, eval_path, args.include_unreviewed)
     if args.corpus:
-        corpus = Path(args.corpus).absolute()
-        if not corpus.is_dir():
+        corpus = Path(args.corpus).absolute()  # noqa: ASYNC240 - no I/O, just joins the cwd
+        if not await anyio.Path(corpus).is_dir():
             raise AnamnesisError(f"--corpus {corpus} is not a folder")
         with tempfile.TemporaryDirectory(prefix="anamnesis-eval-") as scratch:
             store = NoteStore(Layout(Path(scratch)), roots={"portable": corpus})
@@ -290,4 +284,5 @@ def mcp(home: Path, environ: Mapping[str, str]) -> int:
     config = load_config(home, environ)
     cwd = Path(environ.get("CLAUDE_PROJECT_DIR") or os.getcwd())
     home_dir = environ.get("HOME")
-    return run_stdio(config, resolve_project(cwd, Path(home_dir) if home_dir else None))
+    status: int = run_stdio(config, resolve_project(cwd, Path(home_dir) if home_dir else None))
+    return status

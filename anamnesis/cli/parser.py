@@ -66,9 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
         "anamnesis init --machine-id laptop",
         "init",
     )
-    init.add_argument(
-        "--machine-id", help="this machine's name in history and the fleet (default: host name)"
-    )
+    init.add_argument("--machine-id", help="this machine's name in history and the fleet (default: host name)")
     _json_flag(init)
 
     write = _command(
@@ -120,9 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     list_.add_argument("--tag", action="append", default=[], help="only notes with this tag (repeatable)")
     list_.add_argument("--limit", "-n", type=int, default=20, help="notes per page, 1-50 (default 20)")
     list_.add_argument("--cursor", help="continue after the page that printed this cursor")
-    list_.add_argument(
-        "--include-superseded", action="store_true", help="also list notes retired by newer ones"
-    )
+    list_.add_argument("--include-superseded", action="store_true", help="also list notes retired by newer ones")
     _json_flag(list_)
 
     search = _command(
@@ -157,9 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     reindex.add_argument("--full", action="store_true", help="rebuild the index from scratch")
     _json_flag(reindex)
 
-    status = _command(
-        sub, "status", "counts of notes, index and git state", "", "anamnesis status --json", "status"
-    )
+    status = _command(sub, "status", "counts of notes, index and git state", "", "anamnesis status --json", "status")
     _json_flag(status)
 
     doctor = _command(
@@ -180,9 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
         "anamnesis eval run --eval-set evalset/queries.jsonl --corpus evalset/notes",
         "eval",
     )
-    eval_sub = eval_.add_subparsers(
-        title="eval commands", metavar="ACTION", dest="eval_action", required=True
-    )
+    eval_sub = eval_.add_subparsers(title="eval commands", metavar="ACTION", dest="eval_action", required=True)
     eval_run = eval_sub.add_parser(
         "run",
         help="score search on an eval set",
@@ -192,9 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     eval_run.set_defaults(handler="eval_run")
     eval_run.add_argument("--eval-set", help="the JSONL eval set (default: <home>/eval/eval.jsonl)")
-    eval_run.add_argument(
-        "--corpus", help="a folder of notes (<type>/<id>.md) to search instead of this home's memory"
-    )
+    eval_run.add_argument("--corpus", help="a folder of notes (<type>/<id>.md) to search instead of this home's memory")
     eval_run.add_argument("--include-unreviewed", action="store_true", help="also score cases not approved")
     _json_flag(eval_run)
 
