@@ -1,0 +1,220 @@
+"""The command line as a user runs it: real subprocesses against a home in tmp."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from anamnesis.cli.parser import build_parser
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def anamnesis(*args: str, stdin: str | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "anamnesis", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
+        check=False,
+    )
+
+
+def ok(*args: str, stdin: str | None = None, cwd: Path | None = None) -> str:
+    result = anamnesis(*args, stdin=stdin, cwd=cwd)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+@pytest.fixture
+def home(anamnesis_home: Path) -> Path:
+    ok("init", "--machine-id", "desktop")
+    return anamnesis_home
+
+
+def test_init_creates_the_home_and_a_second_run_changes_nothing(anamnesis_home: Path) -> None:
+    first = ok("init", "--machine-id", "desktop")
+    assert "Created" in first
+    assert (anamnesis_home / "memory" / ".git").is_dir()
+    assert (anamnesis_home / "local").is_dir()
+    assert (anamnesis_home / "index.db").is_file()
+    config = anamnesis_home / "config.json"
+    assert config.stat().st_mode & 0o777 == 0o600
+    assert json.loads(config.read_text())["machine_id"] == "desktop"
+    branch = subprocess.run(
+        ["git", "-C", str(anamnesis_home / "memory"), "symbolic-ref", "--short", "HEAD"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()
+    assert branch == "main"
+    before = {p: p.stat().st_mtime_ns for p in anamnesis_home.rglob("*") if ".git" not in p.parts and p.suffix != ".db"}
+    second = ok("init")
+    assert "nothing changed" in second
+    after = {p: p.stat().st_mtime_ns for p in anamnesis_home.rglob("*") if ".git" not in p.parts and p.suffix != ".db"}
+    assert before == after
+
+
+def test_written_note_is_printed_by_id_found_by_search_and_listed(home: Path, tmp_path: Path) -> None:
+    note_id = ok(
+        "write", "--type", "procedural", "--title", "Configs over scripts", "--tags", "convention,style",
+        "--project", "github.com/acme/quotes-api",
+        stdin="We always prefer configuration files over ad-hoc scripts in this repo.\n",
+    ).strip()
+    assert len(note_id) == 26
+    note = json.loads(ok("get", note_id, "--json"))
+    assert note["title"] == "Configs over scripts"
+    assert note["body"] == "We always prefer configuration files over ad-hoc scripts in this repo."
+    assert note["tags"] == ["convention", "style"]
+    assert note["machine_id"] == "desktop"
+    assert note["path"] == f"memory/procedural/{note_id}.md"
+    found = json.loads(ok("search", "which", "configuration", "do", "we", "prefer", "--json"))
+    assert [hit["id"] for hit in found["hits"]] == [note_id]
+    assert "«configuration»" in found["hits"][0]["snippet"]
+    assert set(found["hits"][0]) >= {"id", "type", "title", "project", "scope", "tags", "score", "snippet"}
+    listed = json.loads(ok("list", "--json"))
+    assert [n["id"] for n in listed["notes"]] == [note_id]
+    assert listed["next_cursor"] is None
+
+
+def test_write_defaults_to_the_project_of_the_working_directory(home: Path, tmp_path: Path) -> None:
+    repo = tmp_path / "checkout"
+    repo.mkdir()
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    subprocess.run(
+        ["git", "-C", str(repo), "remote", "add", "origin", "git@github.com:Acme/Quotes-API.git"], check=True
+    )
+    note_id = ok("write", "-t", "semantic", "--title", "Uses Postgres 16", "Postgres 16 behind pgbouncer", cwd=repo).strip()
+    assert json.loads(ok("get", note_id, "--json"))["project"] == "github.com/acme/quotes-api"
+
+
+def test_list_pages_newest_first_with_a_cursor(home: Path) -> None:
+    ids = [
+        ok("write", "-t", "semantic", "--title", f"Fact number {i}", f"body {i}", "-p", "p").strip()
+        for i in range(5)
+    ]
+    seen: list[str] = []
+    cursor: str | None = None
+    for _ in range(3):
+        page = json.loads(ok("list", "--limit", "2", "--json", *(["--cursor", cursor] if cursor else [])))
+        seen += [n["id"] for n in page["notes"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert sorted(seen) == sorted(ids)
+    assert len(seen) == 5
+    bad = anamnesis("list", "--cursor", "not-a-cursor")
+    assert bad.returncode == 1
+    assert "cursor" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_commands_before_init_say_to_run_init(anamnesis_home: Path) -> None:
+    result = anamnesis("search", "anything")
+    assert result.returncode == 1
+    assert "anamnesis init" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_get_of_an_unknown_or_hostile_id_is_a_clear_error(home: Path) -> None:
+    for note_id in ("01JD3W6Q2M8Z4T9K7B5X0R1C2V", "../../etc/passwd", "a/b"):
+        result = anamnesis("get", note_id)
+        assert result.returncode == 1
+        assert "no note with id" in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_write_rejects_an_empty_title_and_body_without_writing(home: Path) -> None:
+    assert anamnesis("write", "-t", "semantic", "--title", " ", "x").returncode == 1
+    assert anamnesis("write", "-t", "semantic", "--title", "t", stdin="  \n").returncode == 1
+    assert json.loads(ok("list", "--json"))["notes"] == []
+
+
+def test_doctor_is_clean_on_a_fresh_home_and_fails_naming_a_broken_note(home: Path) -> None:
+    assert anamnesis("doctor").returncode == 0
+    broken = home / "memory" / "semantic" / "broken.md"
+    broken.write_text("---\nid: x\ntype: semantic\ntitle: [unclosed\n---\nbody\n")
+    result = anamnesis("doctor", "--json")
+    assert result.returncode == 1
+    report = json.loads(result.stdout)
+    assert report["ok"] is False
+    errors = [f for f in report["findings"] if f["level"] == "error"]
+    assert any("memory/semantic/broken.md" in f["message"] and "YAML" in f["message"] for f in errors)
+
+
+def test_reindex_reports_skipped_files_and_keeps_good_notes(home: Path) -> None:
+    good = ok("write", "-t", "procedural", "--title", "Run tests with tox", "tox -e py311").strip()
+    (home / "memory" / "procedural" / "junk.md").write_bytes(b"\x00\xff garbage")
+    report = json.loads(ok("reindex", "--full", "--json"))
+    assert report["added"] == 1
+    assert [p["path"] for p in report["problems"]] == ["memory/procedural/junk.md"]
+    assert json.loads(ok("search", "tox", "--json"))["hits"][0]["id"] == good
+
+
+def _run_in_pty(args: list[str]) -> tuple[int, str]:
+    """Run with stderr on a terminal (what a person sees); stdout stays a pipe."""
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "anamnesis", *args], stdout=subprocess.PIPE, stderr=follower, stdin=subprocess.DEVNULL
+    )
+    os.close(follower)
+    chunks = []
+    while True:
+        ready, _, _ = select.select([leader], [], [], 60)
+        if not ready:
+            process.kill()
+            raise AssertionError("no output from the command within 60 s")
+        try:
+            data = os.read(leader, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(leader)
+    process.wait(timeout=60)
+    assert process.stdout is not None
+    process.stdout.close()
+    return process.returncode, b"".join(chunks).decode(errors="replace")
+
+
+def test_reindex_shows_a_progress_bar_on_a_terminal_but_not_in_a_pipe(home: Path) -> None:
+    for i in range(30):
+        (home / "memory" / "semantic" / f"01JD3W6Q2M8Z4T9K7B5X0R1C{i:02d}.md").write_text(
+            f"---\nid: 01JD3W6Q2M8Z4T9K7B5X0R1C{i:02d}\ntype: semantic\ntitle: Fact {i}\n---\nbody {i}\n"
+        )
+    code, terminal = _run_in_pty(["reindex", "--full"])
+    assert code == 0
+    assert "indexing [" in terminal and "30/30" in terminal
+    piped = anamnesis("reindex", "--full")
+    assert piped.returncode == 0
+    assert piped.stderr == ""
+
+
+def test_every_command_has_help_with_an_example() -> None:
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
+    names = list(subparsers.choices)  # type: ignore[attr-defined]
+    assert {"init", "write", "get", "list", "search", "reindex", "status", "doctor", "eval", "mcp"} <= set(names)
+    for name in names:
+        result = anamnesis(name, "--help")
+        assert result.returncode == 0, name
+        assert "example:" in result.stdout, name
+
+
+def test_eval_run_scores_the_shipped_eval_set() -> None:
+    queries = REPO / "evalset" / "queries.jsonl"
+    if not queries.exists():
+        pytest.fail("the shipped eval set evalset/queries.jsonl is missing")
+    result = anamnesis("eval", "run", "--eval-set", str(queries), "--corpus", str(REPO / "evalset" / "notes"), "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["cases"] >= 80
+    assert 0.0 < report["recall@8"] <= 1.0
+    assert report["recall@1"] <= report["recall@3"] <= report["recall@5"] <= report["recall@8"]
