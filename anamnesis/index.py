@@ -188,8 +188,11 @@ class Page:
 class SearchIndex:
     """One connection to the derived index of a store. Use `open_index`."""
 
-    def __init__(self, db: aiosqlite.Connection, store: NoteStore, path: Path) -> None:
+    def __init__(
+        self, db: aiosqlite.Connection, store: NoteStore, path: Path, busy_timeout_ms: int = BUSY_TIMEOUT_MS
+    ) -> None:
         self._db = db
+        self._busy_timeout_ms = busy_timeout_ms
         self.store = store
         self.path = path
         self._write_lock = anyio.Lock()
@@ -197,13 +200,13 @@ class SearchIndex:
     # -- lifecycle -----------------------------------------------------------------------
 
     @classmethod
-    async def open(cls, path: Path, store: NoteStore) -> SearchIndex:
+    async def open(cls, path: Path, store: NoteStore, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> SearchIndex:
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             db = await aiosqlite.connect(path, isolation_level=None)
         except sqlite3.Error as exc:
             raise IndexStateError(f"cannot open the index at {path}: {exc}") from exc
-        index = cls(db, store, path)
+        index = cls(db, store, path, busy_timeout_ms)
         try:
             await index._prepare()
         except BaseException:
@@ -216,7 +219,7 @@ class SearchIndex:
 
     async def _prepare(self) -> None:
         db = self._db
-        await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        await db.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
         try:
             await db.execute("PRAGMA journal_mode = WAL")
             await db.execute("PRAGMA synchronous = NORMAL")
@@ -523,6 +526,21 @@ class SearchIndex:
         notes = [_summary(row) for row in rows[:limit]]
         next_cursor = encode_cursor(notes[-1].updated_at, notes[-1].id) if len(rows) > limit else None
         return Page(notes, next_cursor)
+
+    async def recent_with_bodies(
+        self, filters: SearchFilters, limit: int, exclude_tags: Sequence[str] = ()
+    ) -> list[tuple[NoteSummary, str, float]]:
+        """(summary, body, confidence) of the newest notes matching `filters`, for session context."""
+        where, params = _filter_sql(filters)
+        for tag in exclude_tags:
+            where += " AND n.pk NOT IN (SELECT note_pk FROM note_tags WHERE tag = ?)"
+            params.append(tag)
+        sql = (
+            f"SELECT {_SUMMARY_COLUMNS}, n.body, n.confidence FROM notes n WHERE 1 = 1 {where} "
+            "ORDER BY n.updated_at DESC, n.id DESC LIMIT ?"
+        )
+        rows = await self._db.execute_fetchall(sql, [*params, limit])
+        return [(_summary(row), row[10], float(row[11])) for row in rows]
 
     async def summary(self, note_id: str) -> NoteSummary | None:
         rows = list(

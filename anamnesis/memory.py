@@ -22,7 +22,7 @@ from anamnesis.errors import NoteNotFoundError, NoteValidationError
 from anamnesis.gitrepo import CommitInfo, GitRepo
 from anamnesis.home import require_home
 from anamnesis.ids import is_safe_id, new_ulid, normalize_id
-from anamnesis.index import Page, ProgressCallback, RefreshReport, SearchIndex
+from anamnesis.index import BUSY_TIMEOUT_MS, Page, ProgressCallback, RefreshReport, SearchIndex
 from anamnesis.locks import file_lock
 from anamnesis.notes import GLOBAL_PROJECT, Note, normalize_body, normalize_tags, utc_now, validate_note
 from anamnesis.search import DEFAULT_LIMIT, Hit, SearchFilters, clamp_limit, search
@@ -237,11 +237,14 @@ class Memory:
 
 
 @asynccontextmanager
-async def open_memory(config: Config) -> AsyncIterator[Memory]:
-    """The memory of `config`'s home; `HomeNotInitializedError` when `init` has not run."""
+async def open_memory(config: Config, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> AsyncIterator[Memory]:
+    """The memory of `config`'s home; `HomeNotInitializedError` when `init` has not run.
+
+    Hooks pass a short `busy_timeout_ms`: they must never sit waiting on another writer.
+    """
     require_home(config.layout)
     store = NoteStore(config.layout)
-    index = await SearchIndex.open(config.layout.index_path, store)
+    index = await SearchIndex.open(config.layout.index_path, store, busy_timeout_ms)
     try:
         yield Memory(config, store, index, GitRepo(config.layout.memory_dir, config.machine_id))
     finally:

@@ -60,6 +60,18 @@ _FrontMatterLoader.yaml_implicit_resolvers = {
 }
 
 
+class _FrontMatterDumper(yaml.SafeDumper):
+    """Safe YAML that keeps NEL and line/paragraph separators (PyYAML folds them in '…' style)."""
+
+
+def _represent_text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = '"' if any(ch in value for ch in "\x85\u2028\u2029") else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_FrontMatterDumper.add_representer(str, _represent_text)
+
+
 @dataclass(frozen=True, slots=True)
 class Note:
     """One memory. `body` never ends with a newline; timestamps are ISO-8601 UTC strings."""
@@ -169,7 +181,9 @@ def render_note(note: Note) -> str:
     for key, value in note.extra.items():
         if key not in _KNOWN_KEYS:
             data[key] = value
-    front = yaml.safe_dump(data, sort_keys=False, default_flow_style=None, allow_unicode=True, width=1_000_000)
+    front = yaml.dump(
+        data, Dumper=_FrontMatterDumper, sort_keys=False, default_flow_style=None, allow_unicode=True, width=1_000_000
+    )
     body = normalize_body(note.body)
     return f"---\n{front}---\n{body}\n"
 

@@ -15,8 +15,15 @@ from anamnesis.cli.parser import build_parser
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; the exit status (0 ok, 1 failed or found problems, 2 usage)."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if len(arguments) == 2 and arguments[0] == "hook":
+        # The hot path: Claude Code runs this on every session start and prompt. Skip argparse
+        # and every import that a hook does not need.
+        from anamnesis.hooks import run_hook
+
+        return run_hook(arguments[1], sys.stdin, sys.stdout, os.environ)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(arguments)
     if getattr(args, "handler", None) is None:
         parser.print_help()
         return 2

@@ -197,4 +197,16 @@ def build_parser() -> argparse.ArgumentParser:
         "mcp",
     )
     del mcp
+
+    hook = _command(
+        sub, "hook", "handle a Claude Code hook event (JSON on stdin)",
+        """
+        Claude Code runs this; `anamnesis init` wires it into settings.json. It always exits 0
+        and prints only hook protocol output, whatever it is given.
+        Events: session-start, user-prompt-submit, pre-compact, post-compact, session-end, stop.
+        """,
+        """echo '{"cwd": "/path/to/repo", "session_id": "abc"}' | anamnesis hook session-start""",
+        "hook",
+    )
+    hook.add_argument("event", help="the hook event")
     return parser

@@ -24,6 +24,10 @@ def run_command(args: argparse.Namespace, environ: Mapping[str, str], out: TextI
     handler = args.handler
     try:
         home = home_from_env(environ)
+        if handler == "hook":
+            from anamnesis.hooks import run_hook
+
+            return run_hook(args.event, sys.stdin, out, environ)
         if handler == "mcp":  # the MCP SDK runs its own event loop
             return commands.mcp(home, environ)
         config = load_config(home, environ)

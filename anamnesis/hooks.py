@@ -1,0 +1,211 @@
+"""`anamnesis hook <event>`: Claude Code's lifecycle hooks (stdin JSON → core → stdout).
+
+Hooks are sacred: they never break, slow or block the user's session. So every path here
+fails open — garbage on stdin, no home, a locked database, a bug: exit 0, nothing on stdout
+but well-formed protocol output, one line in `state/hooks.log`. Never exit 2 (it blocks the
+user's prompt, compaction or stop), never a traceback. Each event has a deadline well under
+Claude Code's. This module never imports mcp, quart or asyncssh (each costs 0.5–2.5 s).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any, TextIO
+
+EVENTS = ("session-start", "user-prompt-submit", "pre-compact", "post-compact", "session-end", "stop")
+MAX_STDIN_BYTES = 4 * 1024 * 1024
+HOOK_BUSY_TIMEOUT_MS = 1_000
+DEADLINES = {  # seconds; Claude Code allows far more, the user should never feel us
+    "session-start": 4.0,
+    "user-prompt-submit": 2.0,
+    "pre-compact": 8.0,
+    "post-compact": 8.0,
+    "session-end": 1.0,
+    "stop": 1.0,
+}
+FRESHNESS_BOUND = 1.0  # at most this long catching up on hand edits before answering
+_EVENT_NAMES = {"session-start": "SessionStart", "user-prompt-submit": "UserPromptSubmit"}
+_SAFE_SESSION = re.compile(r"[A-Za-z0-9_-]{1,128}")
+
+Handler = Callable[[Any, dict[str, Any], Mapping[str, str]], Awaitable[str | None]]
+
+
+def run_hook(event: str, stdin: TextIO, stdout: TextIO, environ: Mapping[str, str]) -> int:
+    """Handle one hook event. Always returns 0; output only when there is context to give."""
+    started = time.monotonic()
+    log_dir: Path | None = None
+    try:
+        from anamnesis.config import home_from_env
+
+        home = home_from_env(environ)
+        log_dir = home / "state"
+        if event not in EVENTS:
+            _log(log_dir, event, f"unknown hook event {event!r}; known: {', '.join(EVENTS)}")
+            return 0
+        payload = _read_payload(stdin)
+        if payload is None:
+            _log(log_dir, event, "stdin was not a JSON object; ignored")
+            return 0
+        if event == "stop":
+            return 0  # anything printed on Stop keeps Claude working: say nothing
+        if not (home / "memory").is_dir():
+            return 0  # not initialized: nothing to give, nothing to capture
+        output = _dispatch(event, payload, environ)
+        if output:
+            stdout.write(output)
+            stdout.flush()
+    except BaseException as exc:  # noqa: BLE001 - fail open, always (even on KeyboardInterrupt)
+        if log_dir is not None:
+            _log(log_dir, event, f"{type(exc).__name__}: {exc}")
+    finally:
+        elapsed = time.monotonic() - started
+        if log_dir is not None and elapsed > DEADLINES.get(event, 1.0):
+            _log(log_dir, event, f"slow: {elapsed:.2f} s")
+    return 0
+
+
+def _read_payload(stdin: TextIO) -> dict[str, Any] | None:
+    try:
+        text = stdin.read(MAX_STDIN_BYTES)
+        payload = json.loads(text)
+    except (ValueError, OSError, UnicodeDecodeError):
+        return None
+    return payload if isinstance(payload, dict) else None
+
+
+def _dispatch(event: str, payload: dict[str, Any], environ: Mapping[str, str]) -> str | None:
+    import anyio
+
+    from anamnesis.config import home_from_env, load_config
+
+    config = load_config(home_from_env(environ), environ)
+    handler = _HANDLERS[event]
+
+    async def main() -> str | None:
+        with anyio.move_on_after(DEADLINES[event]):
+            return await handler(config, payload, environ)
+        return None
+
+    return anyio.run(main)
+
+
+def project_of(payload: Mapping[str, Any], environ: Mapping[str, str]) -> str:
+    from anamnesis.project import resolve_project
+
+    cwd = payload.get("cwd") or environ.get("CLAUDE_PROJECT_DIR") or os.getcwd()
+    home = environ.get("HOME")
+    return resolve_project(Path(str(cwd)), Path(home) if home else None)
+
+
+async def _session_start(config: Any, payload: dict[str, Any], environ: Mapping[str, str]) -> str | None:
+    import anyio
+
+    from anamnesis.context import DEFAULT_BUDGET, session_context
+    from anamnesis.memory import open_memory
+
+    budget = int(_setting(config, "context_budget", DEFAULT_BUDGET))
+    async with open_memory(config, busy_timeout_ms=HOOK_BUSY_TIMEOUT_MS) as memory:
+        with anyio.move_on_after(FRESHNESS_BOUND):
+            await memory.ensure_fresh()
+        context = await session_context(memory, project_of(payload, environ), budget)
+    _remember_shown(config, payload, context.shown_ids, reset=True)
+    return _additional_context("session-start", context.text)
+
+
+async def _user_prompt_submit(config: Any, payload: dict[str, Any], environ: Mapping[str, str]) -> str | None:
+    import anyio
+
+    from anamnesis.context import prompt_context
+    from anamnesis.memory import open_memory
+
+    if not _setting(config, "user_prompt_context", True):
+        return None
+    prompt = str(payload.get("prompt") or "")
+    if not prompt.strip():
+        return None
+    shown = _shown(config, payload)
+    async with open_memory(config, busy_timeout_ms=HOOK_BUSY_TIMEOUT_MS) as memory:
+        with anyio.move_on_after(FRESHNESS_BOUND / 2):
+            await memory.ensure_fresh()
+        context = await prompt_context(memory, project_of(payload, environ), prompt, shown)
+    if context.shown_ids:
+        _remember_shown(config, payload, context.shown_ids)
+    return _additional_context("user-prompt-submit", context.text)
+
+
+async def _capture(config: Any, payload: dict[str, Any], environ: Mapping[str, str]) -> str | None:
+    from anamnesis.capture_hook import capture_from_hook
+
+    await capture_from_hook(config, payload, project_of(payload, environ), environ)
+    return None  # PreCompact/PostCompact/SessionEnd output is not context: print nothing
+
+
+_HANDLERS: dict[str, Handler] = {
+    "session-start": _session_start,
+    "user-prompt-submit": _user_prompt_submit,
+    "pre-compact": _capture,
+    "post-compact": _capture,
+    "session-end": _capture,
+}
+
+
+def _additional_context(event: str, text: str) -> str | None:
+    if not text:
+        return None
+    return json.dumps({"hookSpecificOutput": {"hookEventName": _EVENT_NAMES[event], "additionalContext": text}}) + "\n"
+
+
+def _setting(config: Any, key: str, default: Any) -> Any:
+    hooks = config.raw.get("hooks") if isinstance(config.raw.get("hooks"), dict) else {}
+    return hooks.get(key, default)
+
+
+def _session_file(config: Any, payload: Mapping[str, Any]) -> Path | None:
+    session = str(payload.get("session_id") or "")
+    if not session:
+        return None
+    if not _SAFE_SESSION.fullmatch(session):
+        session = hashlib.sha256(session.encode()).hexdigest()[:32]
+    path: Path = config.layout.state_dir / "sessions" / f"{session}.json"
+    return path
+
+
+def _shown(config: Any, payload: Mapping[str, Any]) -> set[str]:
+    path = _session_file(config, payload)
+    if path is None:
+        return set()
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return {str(i) for i in data.get("shown", [])}
+    except (OSError, ValueError, AttributeError):
+        return set()
+
+
+def _remember_shown(config: Any, payload: Mapping[str, Any], ids: list[str], reset: bool = False) -> None:
+    path = _session_file(config, payload)
+    if path is None:
+        return
+    shown = set() if reset else _shown(config, payload)
+    shown.update(ids)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp-{os.getpid()}")
+    tmp.write_text(json.dumps({"shown": sorted(shown), "updated": time.time()}), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _log(state_dir: Path, event: str, message: str) -> None:
+    """One line in state/hooks.log; never raises (a hook must not fail because logging did)."""
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
+        line = f"{stamp} {event} pid={os.getpid()} {' '.join(message.split())[:500]}\n"
+        with open(state_dir / "hooks.log", "a", encoding="utf-8") as handle:
+            handle.write(line)
+    except OSError:
+        pass
