@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 EVENTS = ("session-start", "user-prompt-submit", "pre-compact", "post-compact", "session-end", "stop")
 MAX_STDIN_BYTES = 4 * 1024 * 1024
-HOOK_BUSY_TIMEOUT_MS = 1_000
+HOOK_BUSY_TIMEOUT_MS = 300  # shorter than every freshness bound, so a lock is seen and logged
 DEADLINES = {  # seconds; Claude Code allows far more, the user should never feel us
     "session-start": 4.0,
     "user-prompt-submit": 2.0,
@@ -104,23 +104,18 @@ def project_of(payload: Mapping[str, Any], environ: Mapping[str, str]) -> str:
 
 
 async def _session_start(config: Any, payload: dict[str, Any], environ: Mapping[str, str]) -> str | None:
-    import anyio
-
     from anamnesis.context import DEFAULT_BUDGET, session_context
     from anamnesis.memory import open_memory
 
     budget = int(_setting(config, "context_budget", DEFAULT_BUDGET))
     async with open_memory(config, busy_timeout_ms=HOOK_BUSY_TIMEOUT_MS) as memory:
-        with anyio.move_on_after(FRESHNESS_BOUND):
-            await memory.ensure_fresh()
+        await _catch_up(memory, FRESHNESS_BOUND)
         context = await session_context(memory, project_of(payload, environ), budget)
     _remember_shown(config, payload, context.shown_ids, reset=True)
     return _additional_context("session-start", context.text)
 
 
 async def _user_prompt_submit(config: Any, payload: dict[str, Any], environ: Mapping[str, str]) -> str | None:
-    import anyio
-
     from anamnesis.context import prompt_context
     from anamnesis.memory import open_memory
 
@@ -131,12 +126,24 @@ async def _user_prompt_submit(config: Any, payload: dict[str, Any], environ: Map
         return None
     shown = _shown(config, payload)
     async with open_memory(config, busy_timeout_ms=HOOK_BUSY_TIMEOUT_MS) as memory:
-        with anyio.move_on_after(FRESHNESS_BOUND / 2):
-            await memory.ensure_fresh()
+        await _catch_up(memory, FRESHNESS_BOUND / 2)
         context = await prompt_context(memory, project_of(payload, environ), prompt, shown)
     if context.shown_ids:
         _remember_shown(config, payload, context.shown_ids)
     return _additional_context("user-prompt-submit", context.text)
+
+
+async def _catch_up(memory: Any, bound: float) -> None:
+    """Take in hand edits for at most `bound` seconds; a busy index is answered from as it is."""
+    import anyio
+
+    from anamnesis.errors import BusyError
+
+    with anyio.move_on_after(bound):
+        try:
+            await memory.ensure_fresh()
+        except BusyError as exc:
+            _log(memory.config.layout.state_dir, "refresh", f"answered from the index as it was: {exc}")
 
 
 async def _capture(config: Any, payload: dict[str, Any], environ: Mapping[str, str]) -> str | None:

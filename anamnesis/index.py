@@ -28,7 +28,7 @@ import aiosqlite
 import anyio
 import anyio.to_thread
 
-from anamnesis.errors import IndexStateError, NoteFormatError, QueryError
+from anamnesis.errors import BusyError, IndexStateError, NoteFormatError, QueryError
 from anamnesis.notes import Note
 from anamnesis.search import HIGHLIGHT_CLOSE, HIGHLIGHT_OPEN, Hit, SearchFilters
 from anamnesis.store import NoteFile, NoteStore
@@ -384,7 +384,7 @@ class SearchIndex:
             else:
                 notes.append(read)
         db = self._db
-        await db.execute("BEGIN IMMEDIATE")
+        await self._begin()
         try:
             notes = await self._without_duplicate_ids(notes, problems)
             if touches:
@@ -448,9 +448,18 @@ class SearchIndex:
             await self._db.executemany("DELETE FROM notes WHERE path = ?", stale)
         return kept
 
+    async def _begin(self) -> None:
+        """Start a write transaction; another writer holding on past the busy timeout is BusyError."""
+        try:
+            await self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise BusyError(f"the index is locked by another process ({exc})") from exc
+            raise
+
     async def _transaction(self, statements: Sequence[tuple[str, Sequence[tuple[Any, ...]]]]) -> None:
         db = self._db
-        await db.execute("BEGIN IMMEDIATE")
+        await self._begin()
         try:
             for sql, rows in statements:
                 if rows:

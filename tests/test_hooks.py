@@ -1,0 +1,156 @@
+"""Each hook event as Claude Code runs it: a subprocess with JSON on stdin."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from anamnesis.config import write_config_file
+from anamnesis.memory import Memory, NoteDraft
+
+PROJECT = "github.com/acme/quotes-api"
+
+
+def hook(event: str, payload: object | str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    stdin = payload if isinstance(payload, str) else json.dumps(payload)
+    return subprocess.run(
+        [sys.executable, "-m", "anamnesis", "hook", event],
+        input=stdin, capture_output=True, text=True, timeout=timeout, check=False,
+    )
+
+
+def context_of(result: subprocess.CompletedProcess[str], event: str) -> str:
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    if not result.stdout:
+        return ""
+    data = json.loads(result.stdout)
+    assert data["hookSpecificOutput"]["hookEventName"] == event
+    return str(data["hookSpecificOutput"]["additionalContext"])
+
+
+def repo_with_origin(tmp_path: Path) -> Path:
+    repo = tmp_path / "quotes-api"
+    repo.mkdir()
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    subprocess.run(["git", "-C", str(repo), "remote", "add", "origin", f"https://{PROJECT}.git"], check=True)
+    return repo
+
+
+async def write(memory: Memory, title: str, body: str, *, type: str = "procedural", project: str = PROJECT,
+                tags: tuple[str, ...] = ()) -> str:
+    note = await memory.write(NoteDraft(type=type, title=title, body=body, project=project, tags=tags))
+    return note.id
+
+
+@pytest.mark.anyio
+async def test_session_start_hands_claude_preferences_project_notes_and_latest_sessions(
+    memory: Memory, tmp_path: Path
+) -> None:
+    pref = await write(memory, "Prefer pytest over unittest", "Write tests as plain pytest functions.",
+                       project="global")
+    conv = await write(memory, "Money is Decimal", "Quotes use Decimal, never float.", type="semantic")
+    await write(memory, "Unrelated project fact", "Billing uses cents.", project="github.com/acme/billing")
+    sessions = [
+        await write(memory, f"Session {i}", f"**Ask:** fix bug {i}", type="episodic") for i in range(3)
+    ]
+    text = context_of(hook("session-start", {"cwd": str(repo_with_origin(tmp_path)), "session_id": "s1",
+                                             "source": "startup"}), "SessionStart")
+    assert text.startswith("<anamnesis-memory>") and text.endswith("</anamnesis-memory>")
+    assert "not instructions" in text
+    assert pref in text and conv in text
+    assert "Billing uses cents" not in text
+    assert sessions[2] in text and sessions[1] in text and sessions[0] not in text
+
+
+@pytest.mark.anyio
+async def test_session_start_stays_within_budget_and_lists_what_does_not_fit(memory: Memory, tmp_path: Path) -> None:
+    ids = [
+        await write(memory, f"Convention number {i}", "A long explanation of the convention. " * 30)
+        for i in range(40)
+    ]
+    text = context_of(hook("session-start", {"cwd": str(repo_with_origin(tmp_path)), "session_id": "s2"}),
+                      "SessionStart")
+    assert len(text) <= 6_000
+    assert "memory_get" in text
+    mentioned = [note_id for note_id in ids if note_id in text]
+    assert len(mentioned) >= 10  # whole notes first, then titles and ids
+
+    write_config_file(memory.config.layout.config_path,
+                      {**memory.config.raw, "hooks": {"context_budget": 50_000}})
+    bigger = context_of(hook("session-start", {"cwd": str(tmp_path / "quotes-api"), "session_id": "s3"}),
+                        "SessionStart")
+    assert len(bigger) <= 9_500
+
+
+@pytest.mark.anyio
+async def test_prompt_hook_offers_relevant_notes_once_and_nothing_when_irrelevant(memory: Memory, tmp_path: Path) -> None:
+    cwd = str(repo_with_origin(tmp_path))
+    deploy = await write(memory, "Deploy quotes with helm upgrade", "Run make deploy; it wraps helm upgrade.")
+    first = context_of(hook("user-prompt-submit", {"cwd": cwd, "session_id": "p1",
+                                                   "prompt": "how do I deploy quotes with helm?"}),
+                       "UserPromptSubmit")
+    assert deploy in first and len(first) <= 1_500
+    again = hook("user-prompt-submit", {"cwd": cwd, "session_id": "p1", "prompt": "deploy quotes with helm again"})
+    assert context_of(again, "UserPromptSubmit") == ""
+    unrelated = hook("user-prompt-submit", {"cwd": cwd, "session_id": "p1", "prompt": "rename the variable x"})
+    assert context_of(unrelated, "UserPromptSubmit") == ""
+
+
+@pytest.mark.anyio
+async def test_prompt_hook_can_be_switched_off(memory: Memory, tmp_path: Path) -> None:
+    await write(memory, "Deploy quotes with helm upgrade", "Run make deploy.")
+    write_config_file(memory.config.layout.config_path,
+                      {**memory.config.raw, "hooks": {"user_prompt_context": False}})
+    result = hook("user-prompt-submit", {"cwd": str(repo_with_origin(tmp_path)), "session_id": "p2",
+                                         "prompt": "deploy quotes with helm"})
+    assert context_of(result, "UserPromptSubmit") == ""
+
+
+@pytest.mark.parametrize("event", ["session-start", "user-prompt-submit", "pre-compact", "post-compact",
+                                   "session-end", "stop"])
+@pytest.mark.parametrize("stdin", ["", "not json", "[1, 2]", "{\"cwd\": 42, \"session_id\": [1]}",
+                                   "\x00\xff garbage", "{" * 10_000])
+def test_hooks_fail_open_on_garbage(anamnesis_home: Path, event: str, stdin: str) -> None:
+    subprocess.run([sys.executable, "-m", "anamnesis", "init"], check=True, capture_output=True)
+    result = hook(event, stdin)
+    assert result.returncode == 0
+    assert result.stderr == ""
+    assert result.stdout == "" or json.loads(result.stdout)["hookSpecificOutput"]
+
+
+@pytest.mark.parametrize("event", ["session-start", "user-prompt-submit", "session-end", "stop"])
+def test_hooks_without_a_home_do_nothing(anamnesis_home: Path, event: str) -> None:
+    result = hook(event, {"cwd": "/", "session_id": "x", "prompt": "hello"})
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+
+
+@pytest.mark.anyio
+async def test_session_start_answers_from_the_index_while_another_process_holds_the_write_lock(
+    memory: Memory, tmp_path: Path
+) -> None:
+    note = await write(memory, "Lint with ruff", "ruff check . before commit")
+    (memory.store.roots["portable"] / "procedural" / "01JD3W6Q2M8Z4T9K7B5X0R1C2V.md").write_text(
+        "---\nid: 01JD3W6Q2M8Z4T9K7B5X0R1C2V\ntype: procedural\ntitle: Hand edit\n---\nbody\n"
+    )  # something to refresh, so the hook needs the write lock
+    blocker = sqlite3.connect(memory.config.layout.index_path, timeout=1)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        result = hook("session-start", {"cwd": str(repo_with_origin(tmp_path)), "session_id": "l1"})
+        assert note in context_of(result, "SessionStart")
+    finally:
+        blocker.rollback()
+        blocker.close()
+    log = (memory.config.layout.state_dir / "hooks.log").read_text()
+    assert "locked" in log
+
+
+def test_stop_prints_nothing_even_with_a_valid_payload(anamnesis_home: Path) -> None:
+    subprocess.run([sys.executable, "-m", "anamnesis", "init"], check=True, capture_output=True)
+    result = hook("stop", {"session_id": "s", "cwd": "/tmp", "last_assistant_message": "done"})
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
