@@ -61,12 +61,17 @@ def build_parser() -> argparse.ArgumentParser:
         """
         Creates ~/.anamnesis: memory/ (a git repo on branch main, synced), local/ (never
         synced), config.json (mode 0600, holding this machine's name) and the search index.
-        Running it again changes nothing and says so.
+        Then wires Claude Code (CLAUDE_CONFIG_DIR honoured): the hooks in settings.json with
+        this installation's absolute path, the MCP server at user scope in .claude.json, and
+        permission for the read-only memory tools. Every other setting and hook is kept and
+        each changed file is backed up first. Running it again changes nothing and says so.
         """,
         "anamnesis init --machine-id laptop",
         "init",
     )
     init.add_argument("--machine-id", help="this machine's name in history and the fleet (default: host name)")
+    init.add_argument("--dry-run", action="store_true", help="show what would change in Claude Code's settings")
+    init.add_argument("--no-claude", action="store_true", help="create the home only; leave Claude Code alone")
     _json_flag(init)
 
     write = _command(
@@ -197,6 +202,14 @@ def build_parser() -> argparse.ArgumentParser:
         "mcp",
     )
     del mcp
+
+    uninstall = _command(
+        sub, "uninstall", "remove what init added to Claude Code (your notes stay)",
+        "Removes our hooks, the MCP server entry and the permissions init added; keeps ~/.anamnesis.",
+        "anamnesis uninstall --dry-run",
+        "uninstall",
+    )
+    uninstall.add_argument("--dry-run", action="store_true", help="show the change without making it")
 
     hook = _command(
         sub, "hook", "handle a Claude Code hook event (JSON on stdin)",
