@@ -258,9 +258,10 @@ async def status(config: Config, args: argparse.Namespace, io: IO) -> int:
 
 
 async def doctor(config: Config, args: argparse.Namespace, io: IO) -> int:
+    from anamnesis.claude_doctor import claude_checks
     from anamnesis.doctor import run_doctor
 
-    findings = await run_doctor(config)
+    findings = await run_doctor(config, claude_checks(io.environ))
     failed = any(f.is_error for f in findings)
     if args.json:
         print_json(
