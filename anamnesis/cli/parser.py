@@ -222,4 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
         "hook",
     )
     hook.add_argument("event", help="the hook event")
+
+    from anamnesis.cli import service_cli, sync_cli
+
+    for extension in (sync_cli, service_cli):
+        extension.register(sub, _command)
     return parser

@@ -11,13 +11,24 @@ import argparse
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import anyio
 
 from anamnesis.cli import commands
 from anamnesis.config import home_from_env, load_config
 from anamnesis.errors import AnamnesisError
+
+
+def _handler(name: str) -> Any:
+    """The function for a parsed command: core commands first, then each layer's own."""
+    from anamnesis.cli import service_cli, sync_cli
+
+    for module in (commands, sync_cli, service_cli):
+        function = getattr(module, name, None)
+        if function is not None:
+            return function
+    raise AssertionError(f"no handler for command {name!r}")
 
 
 def run_command(args: argparse.Namespace, environ: Mapping[str, str], out: TextIO, err: TextIO) -> int:
@@ -32,7 +43,7 @@ def run_command(args: argparse.Namespace, environ: Mapping[str, str], out: TextI
             return commands.mcp(home, environ)
         config = load_config(home, environ)
         io = commands.IO(out=out, err=err, environ=environ, cwd=Path.cwd(), stdin=sys.stdin)
-        function = getattr(commands, handler)
+        function = _handler(handler)
         result: int = anyio.run(function, config, args, io)
         return result
     except AnamnesisError as exc:
