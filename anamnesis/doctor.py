@@ -8,6 +8,7 @@ add their own checks by passing more `Check` functions.
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -190,7 +191,7 @@ def _files_with_conflict_markers(files: Sequence[object]) -> list[str]:
     found = []
     for f in files:
         try:
-            text = f.path.read_text(encoding="utf-8", errors="replace")  # type: ignore[attr-defined]
+            text = Path(f.path).read_text(encoding="utf-8", errors="replace")  # type: ignore[attr-defined]
         except OSError:
             continue
         if any(line.startswith(_CONFLICT_MARKERS) for line in text.splitlines()):

@@ -141,7 +141,7 @@ async def _catch_up(memory: Any, bound: float) -> None:
 
     with anyio.move_on_after(bound):
         try:
-            await memory.ensure_fresh()
+            await memory.ensure_fresh(quick=True)
         except BusyError as exc:
             _log(memory.config.layout.state_dir, "refresh", f"answered from the index as it was: {exc}")
 

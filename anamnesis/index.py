@@ -271,12 +271,14 @@ class SearchIndex:
 
     async def plan(self, paths: Iterable[str] | None = None) -> RefreshPlan:
         """Compare the files on disk (all, or just `paths`) with what the index holds."""
+        # The index first, then the disk: a row another process adds for a file written after our
+        # scan must not look like a file that was removed.
+        known = await self._known()
+        known_problems = await self._known_problems()
         if paths is None:
             files = await anyio.to_thread.run_sync(lambda: list(self.store.scan()))
         else:
             files = await anyio.to_thread.run_sync(self._stat_paths, list(paths))
-        known = await self._known()
-        known_problems = await self._known_problems()
         changed = []
         for f in files:
             row = known.get(f.rel)
@@ -306,7 +308,7 @@ class SearchIndex:
                 stat = path.stat()
             except (FileNotFoundError, NotADirectoryError):
                 continue
-            files.append(NoteFile(path, rel, scope, path.parent.name, stat.st_size, stat.st_mtime_ns))
+            files.append(NoteFile(str(path), rel, scope, path.parent.name, stat.st_size, stat.st_mtime_ns))
         return files
 
     async def refresh(
@@ -350,7 +352,8 @@ class SearchIndex:
         reads = []
         for f in files:
             try:
-                data = f.path.read_bytes()
+                with open(f.path, "rb") as handle:
+                    data = handle.read()
             except FileNotFoundError:
                 continue  # gone since the scan; the next refresh drops its row
             except OSError as exc:
@@ -363,7 +366,7 @@ class SearchIndex:
                 reads.append(_Read(f, digest, None, "is not UTF-8 text"))
                 continue
             try:
-                note = self.store.read_text(text, f.path)
+                note = self.store.parse_file(text, f.rel, f.scope)
             except NoteFormatError as exc:
                 reads.append(_Read(f, digest, None, exc.reason))
                 continue
@@ -593,6 +596,13 @@ class SearchIndex:
             "refreshed_at": refreshed[0][0] if refreshed else None,
         }
 
+    async def get_meta(self, key: str) -> str | None:
+        rows = list(await self._db.execute_fetchall("SELECT value FROM meta WHERE key = ?", (key,)))
+        return str(rows[0][0]) if rows else None
+
+    async def set_meta(self, values: dict[str, str]) -> None:
+        await self._transaction([("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", list(values.items()))])
+
     async def problems(self) -> list[Problem]:
         rows = await self._db.execute_fetchall("SELECT path, reason FROM problems ORDER BY path")
         return [Problem(row[0], row[1]) for row in rows]
@@ -685,6 +695,6 @@ def decode_cursor(cursor: str) -> tuple[str, str]:
         value = json.loads(raw)
         if isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value):
             return value[0], value[1]
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: a forged '[[[[…'
         pass
     raise QueryError("the cursor is not one this list returned; start again without a cursor")

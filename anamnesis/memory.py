@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import builtins
 import logging
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -30,9 +31,8 @@ from anamnesis.store import NoteStore
 
 logger = logging.getLogger(__name__)
 
-# A long-lived process (an MCP server) re-stats every note at most this often; a directory
-# whose mtime moved (a note added, removed or saved by rename, as editors do) is seen at once.
-FULL_SCAN_INTERVAL = 2.0
+# Every note is stat'ed again at most this often, across all processes (see ensure_fresh).
+FULL_SCAN_INTERVAL = 10.0
 GIT_LOCK_TIMEOUT = 60.0
 
 
@@ -63,30 +63,32 @@ class Memory:
         self.store = store
         self.index = index
         self.git = git
-        self._last_full_scan: float | None = None
-        self._dir_stamps: tuple[int, ...] = ()
+        self._seen_stamps: str | None = None
 
     # -- reading -------------------------------------------------------------------------
 
-    async def ensure_fresh(self) -> None:
-        """Take in notes changed by hand since the last look: cheap when nothing changed."""
-        now = anyio.current_time()
-        stamps = await anyio.to_thread.run_sync(self._directory_stamps)
-        due = self._last_full_scan is None or now - self._last_full_scan >= FULL_SCAN_INTERVAL
-        if due or stamps != self._dir_stamps:
-            await self.index.refresh()
-            self._last_full_scan = now
-            self._dir_stamps = stamps
+    async def ensure_fresh(self, *, quick: bool = False) -> None:
+        """Take in notes changed by hand since the last look, by any process, cheaply.
 
-    def _directory_stamps(self) -> tuple[int, ...]:
-        stamps = []
-        for root in self.store.roots.values():
-            for path in (root, *(root / t for t in ("procedural", "semantic", "episodic"))):
-                try:
-                    stamps.append(path.stat().st_mtime_ns)
-                except FileNotFoundError:
-                    stamps.append(0)
-        return tuple(stamps)
+        A note added, removed or saved by rename (what most editors do) changes a directory's
+        mtime: eight stats compared with the stamps the index keeps notice it at once, in every
+        process. A note rewritten in place changes no directory, so every file is stat'ed again
+        when the last such walk (by any process) is older than FULL_SCAN_INTERVAL. `quick`
+        (hooks, where every millisecond counts) skips that walk.
+        """
+        stamps = await anyio.to_thread.run_sync(self.store.directory_stamps)
+        stamp_text = ",".join(map(str, stamps))
+        if stamp_text == self._seen_stamps and quick:
+            return
+        stored = await self.index.get_meta("dir_stamps")
+        walk_due = False
+        if not quick:
+            last_walk = float(await self.index.get_meta("full_scan_at") or 0)
+            walk_due = time.time() - last_walk >= FULL_SCAN_INTERVAL
+        if stored != stamp_text or walk_due:
+            await self.index.refresh()
+            await self.index.set_meta({"dir_stamps": stamp_text, "full_scan_at": repr(time.time())})
+        self._seen_stamps = stamp_text
 
     async def search(
         self,
@@ -214,8 +216,9 @@ class Memory:
         """Refresh the index from the files; `full` empties it first and reads every note."""
         if full:
             await self.index.drop_all()
+        stamps = await anyio.to_thread.run_sync(self.store.directory_stamps)
         report = await self.index.refresh(progress=progress)
-        self._last_full_scan = anyio.current_time()
+        await self.index.set_meta({"dir_stamps": ",".join(map(str, stamps)), "full_scan_at": repr(time.time())})
         return report
 
     async def status(self) -> dict[str, Any]:

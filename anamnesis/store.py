@@ -26,7 +26,7 @@ NOTE_SUFFIX = ".md"
 class NoteFile:
     """One `<scope dir>/<type>/<name>.md` file as seen by a scan."""
 
-    path: Path
+    path: str  # a plain string: a scan of 100k files must not build 100k Path objects
     rel: str  # relative to the home, with forward slashes: the index's key
     scope: str
     type_dir: str
@@ -75,8 +75,11 @@ class NoteStore:
 
     def read_text(self, text: str, path: Path) -> Note:
         """Parse `text` read from `path`; the directory, not the front-matter, sets the scope."""
-        note = parse_note(text, self.rel(path))
-        scope = self.scope_of(path)
+        return self.parse_file(text, self.rel(path), self.scope_of(path))
+
+    @staticmethod
+    def parse_file(text: str, rel: str, scope: str | None) -> Note:
+        note = parse_note(text, rel)
         return note if scope is None or note.scope == scope else note.with_changes(scope=scope)
 
     def scope_of(self, path: Path) -> str | None:
@@ -106,8 +109,10 @@ class NoteStore:
     def scan(self) -> Iterator[NoteFile]:
         """Every `.md` file in a type directory of every scope, with its size and mtime."""
         for scope, root in self.roots.items():
+            root_rel = self.rel(root)
             for note_type in NOTE_TYPES:
                 directory = root / note_type
+                prefix = f"{root_rel}/{note_type}/"
                 try:
                     entries = os.scandir(directory)
                 except (FileNotFoundError, NotADirectoryError):
@@ -123,15 +128,26 @@ class NoteStore:
                             stat = entry.stat(follow_symlinks=False)
                         except FileNotFoundError:
                             continue  # removed while we looked
-                        path = Path(entry.path)
                         yield NoteFile(
-                            path=path,
-                            rel=self.rel(path),
+                            path=entry.path,
+                            rel=prefix + name,
                             scope=scope,
                             type_dir=note_type,
                             size=stat.st_size,
                             mtime_ns=stat.st_mtime_ns,
                         )
+
+    def directory_stamps(self) -> tuple[int, ...]:
+        """The mtimes of every scope and type directory: a note added, removed or saved by
+        rename (as most editors do) changes one of them, so comparing these is a cheap check."""
+        stamps = []
+        for root in self.roots.values():
+            for directory in (root, *(root / t for t in NOTE_TYPES)):
+                try:
+                    stamps.append(directory.stat().st_mtime_ns)
+                except FileNotFoundError:
+                    stamps.append(0)
+        return tuple(stamps)
 
     def stray_files(self) -> Iterator[Path]:
         """Markdown files outside any type directory: a note there is invisible to Anamnesis."""

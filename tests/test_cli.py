@@ -43,7 +43,7 @@ def home(anamnesis_home: Path) -> Path:
 
 def test_init_creates_the_home_and_a_second_run_changes_nothing(anamnesis_home: Path) -> None:
     first = ok("init", "--machine-id", "desktop")
-    assert "Created" in first
+    assert "home ready at" in first
     assert (anamnesis_home / "memory" / ".git").is_dir()
     assert (anamnesis_home / "local").is_dir()
     assert (anamnesis_home / "index.db").is_file()

@@ -16,7 +16,7 @@ from anamnesis.cli.parser import build_parser
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; the exit status (0 ok, 1 failed or found problems, 2 usage)."""
     arguments = list(sys.argv[1:] if argv is None else argv)
-    if len(arguments) == 2 and arguments[0] == "hook":
+    if len(arguments) == 2 and arguments[0] == "hook" and not arguments[1].startswith("-"):
         # The hot path: Claude Code runs this on every session start and prompt. Skip argparse
         # and every import that a hook does not need.
         from anamnesis.hooks import run_hook
