@@ -27,7 +27,7 @@ DEADLINES = {  # seconds; Claude Code allows far more, the user should never fee
     "pre-compact": 8.0,
     "post-compact": 8.0,
     "session-end": 1.0,
-    "stop": 1.0,
+    "stop": 5.0,  # an async hook: it keeps the session note current turn by turn
 }
 FRESHNESS_BOUND = 1.0  # at most this long catching up on hand edits before answering
 _EVENT_NAMES = {"session-start": "SessionStart", "user-prompt-submit": "UserPromptSubmit"}
@@ -52,12 +52,10 @@ def run_hook(event: str, stdin: TextIO, stdout: TextIO, environ: Mapping[str, st
         if payload is None:
             _log(log_dir, event, "stdin was not a JSON object; ignored")
             return 0
-        if event == "stop":
-            return 0  # anything printed on Stop keeps Claude working: say nothing
         if not (home / "memory").is_dir():
             return 0  # not initialized: nothing to give, nothing to capture
         output = _dispatch(event, payload, environ)
-        if output:
+        if output and event != "stop":  # anything printed on Stop keeps Claude working
             stdout.write(output)
             stdout.flush()
     except BaseException as exc:  # noqa: BLE001 - fail open, always (even on KeyboardInterrupt)
@@ -146,19 +144,60 @@ async def _catch_up(memory: Any, bound: float) -> None:
             _log(memory.config.layout.state_dir, "refresh", f"answered from the index as it was: {exc}")
 
 
-async def _capture(config: Any, payload: dict[str, Any], environ: Mapping[str, str]) -> str | None:
-    from anamnesis.capture_hook import capture_from_hook
+_CAPTURE_SOURCES = {"pre-compact": "precompact", "post-compact": "postcompact", "session-end": "session-end",
+                    "stop": "stop"}
 
-    await capture_from_hook(config, payload, project_of(payload, environ), environ)
-    return None  # PreCompact/PostCompact/SessionEnd output is not context: print nothing
+
+def _capture_handler(event: str) -> Handler:
+    """Capture the session into its episodic note (heuristic, in the hook: fast and incremental).
+
+    The model summary and the sync are slow, so at session end they run in a detached
+    `anamnesis capture` process that outlives the hook (SessionEnd hooks get 1.5 s).
+    """
+
+    async def capture(config: Any, payload: dict[str, Any], environ: Mapping[str, str]) -> str | None:
+        from anamnesis.capture.session import capture_session
+        from anamnesis.memory import open_memory
+
+        session_id = str(payload.get("session_id") or "")
+        transcript = payload.get("transcript_path")
+        if not session_id or not isinstance(transcript, str):
+            return None
+        summary = payload.get("compact_summary")
+        async with open_memory(config, busy_timeout_ms=HOOK_BUSY_TIMEOUT_MS) as memory:
+            await capture_session(
+                memory, transcript, session_id, project_of(payload, environ), _CAPTURE_SOURCES[event],
+                cursor_dir=config.layout.state_dir / "capture",
+                compact_summary=summary if isinstance(summary, str) else None,
+            )
+        if event == "session-end" and (config.reflection.configured or _has_hub(config)):
+            _detach(["capture", "--session-id", session_id, "--transcript", transcript,
+                     "--project", project_of(payload, environ), "--source", "session-end"], environ)
+        return None  # no capture event's output is context: print nothing
+
+    return capture
+
+
+def _has_hub(config: Any) -> bool:
+    return bool(config.remote or config.raw.get("peers"))
+
+
+def _detach(arguments: list[str], environ: Mapping[str, str]) -> None:
+    """Start `anamnesis ARGUMENTS` in its own session, so it survives Claude Code's exit."""
+    import subprocess
+    import sys
+
+    subprocess.Popen(  # noqa: S603 - our own entry point, fixed arguments
+        [sys.executable, "-m", "anamnesis", *arguments],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True, close_fds=True, env=dict(environ),
+    )
 
 
 _HANDLERS: dict[str, Handler] = {
     "session-start": _session_start,
     "user-prompt-submit": _user_prompt_submit,
-    "pre-compact": _capture,
-    "post-compact": _capture,
-    "session-end": _capture,
+    **{event: _capture_handler(event) for event in _CAPTURE_SOURCES},
 }
 
 

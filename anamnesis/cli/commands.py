@@ -110,6 +110,23 @@ async def init(config: Config, args: argparse.Namespace, io: IO) -> int:
     return 0
 
 
+async def capture(config: Config, args: argparse.Namespace, io: IO) -> int:
+    from anamnesis.capture.session import capture_session
+
+    llm = None if args.no_llm or not config.reflection.configured else config.reflection
+    async with open_memory(config) as memory:
+        note = await capture_session(
+            memory, args.transcript, args.session_id, args.project or current_project(io), args.source,
+            cursor_dir=config.layout.state_dir / "capture", llm=llm,
+        )
+    io.out.write(f"{note.id}\n" if note else "Nothing worth keeping in this session.\n")
+    if not args.no_sync and (config.remote or config.raw.get("peers")):
+        from anamnesis.cli.sync_cli import sync_now
+
+        return await sync_now(config, io)
+    return 0
+
+
 async def uninstall(config: Config, args: argparse.Namespace, io: IO) -> int:
     from anamnesis import claude_setup
 

@@ -203,6 +203,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     del mcp
 
+    capture = _command(
+        sub, "capture", "capture a Claude Code session transcript into its episodic note",
+        """
+        The hooks call this detached at session end when a summary model or a hub is
+        configured: it writes the model's summary (heuristic on any failure), then syncs.
+        Secrets are redacted before anything is written.
+        """,
+        "anamnesis capture --transcript ~/.claude/projects/x/abc.jsonl --session-id abc",
+        "capture",
+    )
+    capture.add_argument("--transcript", required=True, help="the session's transcript JSONL file")
+    capture.add_argument("--session-id", required=True, help="the Claude Code session id")
+    capture.add_argument("--project", help="project key (default: the current project)")
+    capture.add_argument("--source", default="session-end", help="what triggered the capture (a tag)")
+    capture.add_argument("--no-sync", action="store_true", help="do not sync afterwards")
+    capture.add_argument("--no-llm", action="store_true", help="heuristic summary even if a model is configured")
+
     uninstall = _command(
         sub, "uninstall", "remove what init added to Claude Code (your notes stay)",
         "Removes our hooks, the MCP server entry and the permissions init added; keeps ~/.anamnesis.",
