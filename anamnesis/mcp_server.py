@@ -5,8 +5,13 @@ Six tools with the names and parameters of anamnesis-memory 0.1.3, plus `memory_
 `memory_sync`. Their descriptions are prompts: the model reads them in every session, so they
 say when to use each tool and stay short (the whole `tools/list` is budgeted, see
 `TOOLS_LIST_BUDGET_CHARS`). For the same reason the advertised input schemas are compacted and
-no output schema is published; results still carry `structured_content` for programs, while
-the text `content` (the only part the model sees) is compact, readable lines.
+no output schema is published.
+
+Each result carries both forms, and both are written for the model: Claude Code hands the model
+the `structured_content` as JSON when there is one (seen with Claude Code 2.1.197), other
+clients show the text `content`. So the structured form holds a `hint` whenever the model has
+something to do next (a retired note, a cut body, another page), and the text says the same in
+compact lines.
 
 Every response is bounded (`RESPONSE_BUDGET_CHARS`): search gives snippets not bodies, lists
 page, `memory_get` cuts a long body and names the file. `AnamnesisError`s become `ToolError`s
@@ -37,17 +42,18 @@ from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field
 
 from anamnesis import __version__
+from anamnesis.capture.redact import find_secrets, redact
 from anamnesis.config import Config, home_from_env, load_config
 from anamnesis.errors import (
     AnamnesisError,
     BusyError,
     ConfigError,
+    GitError,
     HostKeyError,
     IndexStateError,
     NoteNotFoundError,
     NoteValidationError,
     PeerUnreachableError,
-    QueryError,
     SyncError,
 )
 from anamnesis.index import NoteSummary, encode_cursor
@@ -105,26 +111,26 @@ class ServerState:
     project: str
     sync: SyncFn | None
     stack: AsyncExitStack
-    memory_: Memory | None = None
+    opened: Memory | None = None
     problem: str | None = None
     _opening: anyio.Lock = field(default_factory=anyio.Lock)
 
     async def open(self) -> None:
         try:
-            self.memory_ = await self.stack.enter_async_context(open_memory(self.config))
+            self.opened = await self.stack.enter_async_context(open_memory(self.config))
             self.problem = None
         except AnamnesisError as exc:
             self.problem = _fix_message(exc)
             logger.warning("memory not available: %s", exc)
 
     async def memory(self) -> Memory:
-        if self.memory_ is None:
+        if self.opened is None:
             async with self._opening:
-                if self.memory_ is None:
+                if self.opened is None:
                     await self.open()
-        if self.memory_ is None:
+        if self.opened is None:
             raise ToolError(self.problem or "the memory is not available")
-        return self.memory_
+        return self.opened
 
 
 def _state(ctx: Context[ServerState]) -> ServerState:
@@ -139,7 +145,7 @@ _FIELD_HINTS = {
     "title": f"Give a short one-line title (at most {MAX_TITLE_CHARS} characters) naming the idea.",
     "body": "Keep one idea per note; split a long text into several notes.",
     "project": 'Leave project out for the current project, or pass "global" or a project key.',
-    "tags": "Pass a few short tags, e.g. [\"testing\", \"ci\"].",
+    "tags": 'Pass a few short tags, e.g. ["testing", "ci"].',
     "supersedes": "Pass ids exactly as memory_search or memory_list gave them.",
 }
 
@@ -163,11 +169,11 @@ def _fix_message(exc: AnamnesisError) -> str:
         return f"The hub could not be reached: {exc}. Notes are safe on this machine; sync again later."
     if isinstance(exc, HostKeyError):
         return f"{exc}. The user must check the hub's host key (`anamnesis peer add` shows it)."
+    if isinstance(exc, GitError):
+        return f"{exc}. Note files on disk are kept; the user can run `anamnesis doctor`."
     if isinstance(exc, SyncError):
         return f"Sync failed: {exc}. Notes are safe on this machine; the user can run `anamnesis doctor`."
-    if isinstance(exc, QueryError):
-        return str(exc)
-    return str(exc)
+    return str(exc)  # QueryError and the rest already say what to change
 
 
 @contextmanager
@@ -189,6 +195,11 @@ def _choice(name: str, value: str | None, choices: Sequence[str]) -> str | None:
     if cleaned not in choices:
         raise ToolError(f"{name} {value!r} is not one of: {', '.join(choices)}. {_FIELD_HINTS[name]}")
     return cleaned
+
+
+def _types(value: str | None) -> tuple[str, ...]:
+    chosen = _choice("type", value, NOTE_TYPES)
+    return (chosen,) if chosen else ()
 
 
 def _count(name: str, value: int, upper: int) -> int:
@@ -304,7 +315,7 @@ async def memory_search(
     query: Annotated[str, Field(description="Words to look for")],
     ctx: Context[ServerState],
     project: ProjectArg = None,
-    type: TypeArg = None,  # noqa: A002 - the 0.1.3 parameter name
+    type: TypeArg = None,
     scope: ScopeArg = None,
     k: Annotated[int, Field(description=f"Max hits (1-{MAX_LIMIT})")] = 8,
 ) -> CallToolResult:
@@ -315,7 +326,7 @@ async def memory_search(
     projects = _search_projects(state, project)
     filters = SearchFilters(
         projects=projects,
-        types=tuple(t for t in [_choice("type", type, NOTE_TYPES)] if t),
+        types=_types(type),
         scope=_choice("scope", scope, SCOPES),
     )
     limit = _count("k", k, MAX_LIMIT)
@@ -325,22 +336,23 @@ async def memory_search(
     lines = [f"{_line(item)} (score {item['score']:.3g})\n  {item['snippet']}" for item in items]
     shown = _fit(items, lines, overhead=400 + 2 * len(query))
     where = _where(projects)
+    structured: dict[str, Any] = {"query": query, "projects": list(projects), "hits": items[:shown]}
     if not items:
-        text = (
-            f"No notes match {query!r} in {where}. Try other or fewer words"
-            + (', or project="*" for every project.' if projects else ".")
-        )
+        hint = "Try other or fewer words" + (', or project="*" to search every project.' if projects else ".")
+        text = f"No notes match {query!r} in {where}. {hint}"
+        structured["hint"] = hint
     else:
         text = f"{_notes(shown)} for {query!r} in {where}, best first:\n" + "\n".join(lines[:shown])
         if shown < len(items):
-            text += f"\n({len(items) - shown} more left out to keep this short; narrow the search.)"
+            hint = f"{len(items) - shown} more hits left out to keep this short; narrow the search."
+            text += f"\n({hint})"
+            structured |= {"omitted": len(items) - shown, "hint": hint}
         text += "\nRead one in full with memory_get(id)."
-    structured = {"query": query, "projects": list(projects), "hits": items[:shown], "omitted": len(items) - shown}
     return _result(text, structured)
 
 
 async def memory_get(
-    id: Annotated[str, Field(description="A note id")],  # noqa: A002 - the tool's own vocabulary
+    id: Annotated[str, Field(description="A note id")],
     ctx: Context[ServerState],
 ) -> CallToolResult:
     """Read one note in full by its id: an id that memory_search, memory_list or the
@@ -349,7 +361,7 @@ async def memory_get(
     memory = await state.memory()
     with _tool_errors():
         note = await memory.get(id)
-        newer = await memory.superseded_by(note.id)
+        newer = (await memory.superseded_by(note.id))[:10]
     path = memory.store.path_for(note.id, note.type, note.scope)
     body = note.body if len(note.body) <= GET_BODY_CHARS else note.body[:GET_BODY_CHARS]
     truncated = len(body) < len(note.body)
@@ -360,16 +372,23 @@ async def memory_get(
         "truncated": truncated,
         "path": str(path),
     }
-    head = [f"# {note.title}", f"id {note.id} · {note.type} · {note.project} · {note.scope} · updated {note.updated_at}"]
+    hints = []
+    if newer:
+        hints.append(f"Retired: superseded by {', '.join(newer)}; read that note instead.")
+    if truncated:
+        hints.append(f"Body cut at {GET_BODY_CHARS} of {len(note.body)} characters; the whole note is the file {path}.")
+    if hints:
+        structured["hint"] = " ".join(hints)
+    head = [
+        f"# {note.title}",
+        f"id {note.id} · {note.type} · {note.project} · {note.scope} · updated {note.updated_at}",
+    ]
     if note.tags:
         head.append("tags: " + ", ".join(structured["tags"]))
-    if newer:
-        head.append(f"RETIRED: superseded by {', '.join(newer)}; read that note instead.")
     if note.supersedes:
         head.append(f"replaces: {', '.join(note.supersedes[:10])}")
+    head.extend(hints)
     text = "\n".join(head) + "\n\n" + body
-    if truncated:
-        text += f"\n\n[cut at {GET_BODY_CHARS} of {len(note.body)} characters; the whole note is the file {path}]"
     return _result(text, structured)
 
 
@@ -378,7 +397,7 @@ def _note(note: Note) -> dict[str, Any]:
         "id": note.id,
         "type": note.type,
         "title": note.title,
-        "project": note.project,
+        "project": _cut(note.project),
         "scope": note.scope,
         "tags": _tags(note.tags),
         "machine_id": note.machine_id,
@@ -391,7 +410,7 @@ def _note(note: Note) -> dict[str, Any]:
 async def memory_list(
     ctx: Context[ServerState],
     project: Annotated[str | None, Field(description='Project key, "global" or "*". Default: this project')] = None,
-    type: TypeArg = None,  # noqa: A002 - the 0.1.3 parameter name
+    type: TypeArg = None,
     scope: ScopeArg = None,
     limit: Annotated[int, Field(description=f"Page size (1-{LIST_MAX})")] = LIST_DEFAULT,
     cursor: Annotated[str | None, Field(description="next_cursor of the previous page")] = None,
@@ -402,7 +421,7 @@ async def memory_list(
     projects = _list_projects(state, project)
     filters = SearchFilters(
         projects=projects,
-        types=tuple(t for t in [_choice("type", type, NOTE_TYPES)] if t),
+        types=_types(type),
         scope=_choice("scope", scope, SCOPES),
     )
     size = _count("limit", limit, LIST_MAX)
@@ -421,9 +440,11 @@ async def memory_list(
         text = f"No notes in {where}" + (' (project="*" lists every project).' if projects else ".")
     else:
         text = f"{_notes(shown)} in {where}, newest first:\n" + "\n".join(lines[:shown])
+    structured: dict[str, Any] = {"projects": list(projects), "notes": items[:shown], "next_cursor": next_cursor}
     if next_cursor:
+        structured["hint"] = "More notes: call memory_list again with cursor=next_cursor and the same filters."
         text += f'\nMore: memory_list(cursor="{next_cursor}") with the same filters.'
-    return _result(text, {"projects": list(projects), "notes": items[:shown], "next_cursor": next_cursor})
+    return _result(text, structured)
 
 
 async def memory_status(ctx: Context[ServerState]) -> CallToolResult:
@@ -466,7 +487,7 @@ async def memory_status(ctx: Context[ServerState]) -> CallToolResult:
 
 
 async def memory_write(
-    type: Annotated[str, Field(json_schema_extra={"enum": list(NOTE_TYPES)})],  # noqa: A002 - 0.1.3 name
+    type: Annotated[str, Field(json_schema_extra={"enum": list(NOTE_TYPES)})],
     title: Annotated[str, Field(description="One line naming the idea")],
     body: Annotated[str, Field(description=f"Markdown, at most {MAX_WRITE_BODY_CHARS} characters")],
     ctx: Context[ServerState],
@@ -477,10 +498,11 @@ async def memory_write(
         list[str] | str | None, Field(description="Ids of notes this one corrects; they are retired")
     ] = None,
 ) -> CallToolResult:
-    """Save a durable note for future sessions: procedural = how we work (conventions, preferences),
-    semantic = facts and decisions, episodic = what a session did. Good notes are specific,
-    self-contained, one idea each, still true next month; never secrets or passing details.
-    Search first: to correct or update a note, write the new one with supersedes=[old id]."""
+    """Save a durable note for future sessions: when the user states a preference or you learn a
+    convention (procedural), a fact or decision (semantic), or finish notable work (episodic).
+    Good notes are specific, self-contained, one idea each, still true next month; never secrets
+    or passing details. Search first: to correct or update a note, write the new one with
+    supersedes=[old id], which retires the old one."""
     state = _state(ctx)
     note_type = _choice("type", type, NOTE_TYPES)
     if note_type is None:
@@ -496,13 +518,18 @@ async def memory_write(
         )
     if not body.strip():
         raise ToolError("body is empty. Write the note itself: what to remember and why it matters.")
+    tag_list = _texts(tags)
+    # A secret in a note would be read back into every session and block the next sync.
+    secrets = find_secrets("\n".join([title, body, *tag_list]))
+    if secrets:
+        title, body, tag_list = redact(title), redact(body), [redact(tag) for tag in tag_list]
     memory = await state.memory()
     draft = NoteDraft(
         type=note_type,
         title=title.strip(),
         body=body,
         project=target,
-        tags=_texts(tags),
+        tags=tag_list,
         scope=note_scope,
         supersedes=_texts(supersedes),
     )
@@ -517,12 +544,17 @@ async def memory_write(
     text = f"Saved {note.type} note {note.id} {note.title!r} in {note.project} ({note.scope}: {where})."
     if note.supersedes:
         text += f" Retired: {', '.join(note.supersedes)}."
-    if similar:
-        text += (
-            "\nSimilar notes; if one is now wrong or duplicated, write again with supersedes=[its id]:\n"
-            + "\n".join(_line(item) for item in similar)
-        )
     structured = _note(note) | {"path": str(path), "similar": similar}
+    hints = []
+    if secrets:
+        hints.append(f"Secrets were replaced by [REDACTED:…] ({', '.join(secrets)}); never store secrets.")
+    if similar:
+        hints.append("Similar notes exist; if one is now wrong or duplicated, write again with supersedes=[its id].")
+    if hints:
+        structured["hint"] = " ".join(hints)
+        text += "\n" + "\n".join(hints)
+    if similar:
+        text += "\n" + "\n".join(_line(item) for item in similar)
     return _result(text, structured)
 
 
@@ -619,20 +651,22 @@ def run_stdio(config: Config, project: str, *, sync: SyncFn | None = None) -> in
     asyncio, because the index (aiosqlite) only runs there.
     """
     server = build_server(config, project, sync=sync)
-    logger.info("serving project %s from %s", project, config.home)
+    logger.debug("serving project %s from %s", project, config.home)
     anyio.run(server.run_stdio_async, backend="asyncio")
     return 0
 
 
 def _main() -> int:
-    """`python -m anamnesis.mcp_server`: configuration and project from the environment."""
+    """`python -m anamnesis.mcp_server`: what `anamnesis mcp` does, without the CLI around it."""
     try:
         config = load_config(home_from_env(os.environ), os.environ)
     except ConfigError as exc:
         logger.error("anamnesis mcp: %s", exc)
         return 2
     cwd = Path(os.environ.get("CLAUDE_PROJECT_DIR") or os.getcwd())
-    return run_stdio(config, resolve_project(cwd, config.home))
+    # Stop at the user's home, as the CLI and the hooks do, so all three agree on the project.
+    user_home = os.environ.get("HOME")
+    return run_stdio(config, resolve_project(cwd, Path(user_home) if user_home else None))
 
 
 if __name__ == "__main__":
