@@ -1,0 +1,401 @@
+"""The sync cycle: commit, fetch, integrate, push, refresh the index; one at a time per home.
+
+One cycle, for each hub in turn: commit what changed here (as this machine), fetch the hub,
+integrate (fast-forward, or a merge that keeps both sides of a collision), publish this
+machine's fleet file when there is something to send anyway, hold back notes that still
+hold secrets, and push, never forced. A push that loses a race with another machine fetches,
+merges and tries again after a random pause. Afterwards only the notes that changed are
+re-read into the index.
+
+The engine does not know SSH: `open_link(peer)` gives it the environment git needs to reach a
+hub for the length of a cycle (the SSH transport lives in `anamnesis.sync.ssh`).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import Any
+
+import anyio
+import anyio.to_thread
+
+from anamnesis.errors import AnamnesisError, BusyError, GitError, HostKeyError, PeerUnreachableError, SyncError
+from anamnesis.gitrepo import BRANCH
+from anamnesis.locks import file_lock
+from anamnesis.memory import GIT_LOCK_TIMEOUT, Memory
+from anamnesis.notes import NOTE_TYPES, utc_now
+from anamnesis.sync.fleet import FleetEntry, SyncState, fleet_rel_path, state_path, write_fleet_file
+from anamnesis.sync.gate import PushPlan, Withheld, plan_push
+from anamnesis.sync.merge import ConflictCopy, integrate
+from anamnesis.sync.peers import Peer, SyncSettings
+from anamnesis.sync.repo import SyncRepo
+
+logger = logging.getLogger(__name__)
+
+BRIDGE_MARK = "anamnesis-ssh:"  # how the SSH transport marks what it tells git's stderr
+NO_HUB = "no hub configured; add one with `anamnesis peer add NAME ssh://user@host/path`"
+_LOST_SIGNS = (
+    "connection to the hub lost",
+    "unexpected disconnect",
+    "early EOF",
+    "the remote end hung up",
+    "Connection reset",
+    "Broken pipe",
+    "SSH connection is gone",
+)
+_REF_RACE_SIGNS = ("failed to update ref", "cannot lock ref", "incorrect old value", "non-fast-forward", "fetch first")
+
+
+def _never_lost() -> str | None:
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class HubLink:
+    """What git needs to reach one hub during a cycle, and how to tell the link died."""
+
+    env: Mapping[str, str]
+    lost: Callable[[], str | None] = _never_lost
+
+
+OpenLink = Callable[[Peer], AbstractAsyncContextManager[HubLink]]
+
+
+@dataclass(slots=True)
+class HubResult:
+    """How the cycle went with one hub."""
+
+    name: str
+    url: str
+    pushed: bool = False
+    pulled: int = 0
+    attempts: int = 0
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in ("name", "url", "pushed", "pulled", "attempts", "error")}
+
+
+@dataclass(slots=True)
+class SyncReport:
+    """What one sync cycle did. `as_dict()` is the shape the CLI, MCP and service show."""
+
+    machine: str
+    hubs: list[HubResult] = field(default_factory=list)
+    committed: bool = False
+    head: str | None = None
+    changed_paths: list[str] = field(default_factory=list)  # relative to the home
+    indexed: int = 0
+    conflicts: list[ConflictCopy] = field(default_factory=list)
+    kept_edits: list[str] = field(default_factory=list)
+    withheld: list[Withheld] = field(default_factory=list)
+    recovered_locks: list[str] = field(default_factory=list)
+    fleet_published: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return all(h.error is None for h in self.hubs)
+
+    @property
+    def pushed(self) -> bool:
+        return any(h.pushed for h in self.hubs)
+
+    @property
+    def pulled(self) -> int:
+        return sum(h.pulled for h in self.hubs)
+
+    def summary(self) -> str:
+        """One line for logs and status pages."""
+        parts = [f"received {self.pulled} note(s)", "sent changes" if self.pushed else "nothing to send"]
+        if self.conflicts:
+            parts.append(f"{len(self.conflicts)} conflict(s) kept both ways")
+        if self.withheld:
+            parts.append(f"{len(self.withheld)} note(s) not pushed (secrets)")
+        errors = [f"{h.name}: {h.error}" for h in self.hubs if h.error]
+        if errors:
+            parts.append("failed: " + "; ".join(errors))
+        return ", ".join(parts)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "machine": self.machine,
+            "hub": self.hubs[0].url if self.hubs else None,
+            "pushed": self.pushed,
+            "pulled": self.pulled,
+            "committed": self.committed,
+            "head": self.head,
+            "changed": len(self.changed_paths),
+            "indexed": self.indexed,
+            "conflicts": [c.as_dict() for c in self.conflicts],
+            "kept_edits": list(self.kept_edits),
+            "withheld": [w.as_dict() for w in self.withheld],
+            "errors": [f"{h.name}: {h.error}" for h in self.hubs if h.error],
+            "hubs": [h.as_dict() for h in self.hubs],
+            "recovered_locks": list(self.recovered_locks),
+            "fleet_published": self.fleet_published,
+        }
+
+
+def is_note_path(path: str) -> bool:
+    """A path in memory/ that the index reads: `<type>/<name>.md`."""
+    parts = PurePosixPath(path).parts
+    return len(parts) == 2 and parts[0] in NOTE_TYPES and parts[1].endswith(".md")
+
+
+class SyncEngine:
+    """Runs sync cycles for one open memory."""
+
+    def __init__(self, memory: Memory, settings: SyncSettings, open_link: OpenLink) -> None:
+        self.memory = memory
+        self.settings = settings
+        self.open_link = open_link
+        self.layout = memory.config.layout
+        self.machine = memory.config.machine_id
+        self.repo = SyncRepo(self.layout.memory_dir, self.machine)
+
+    # -- the cycle ------------------------------------------------------------------------------
+
+    async def run(self, peers: Sequence[Peer]) -> SyncReport:
+        """One cycle with every hub; the report, or the error when no hub could be synced."""
+        if not peers:
+            raise SyncError(NO_HUB)
+        async with self._sync_lock():
+            return await self._locked_run(peers)
+
+    @asynccontextmanager
+    async def _sync_lock(self) -> AsyncIterator[None]:
+        """One cycle at a time per home; a second caller waits a little, then says a sync is running."""
+        entered = False
+        try:
+            async with file_lock(self.layout.state_dir / "sync.lock", self.settings.lock_wait, "the sync"):
+                entered = True
+                yield
+        except BusyError as exc:
+            if entered:
+                raise
+            raise BusyError(
+                f"a sync of this home is already running (waited {self.settings.lock_wait:g} s); "
+                "it carries what is committed, and the next sync carries the rest"
+            ) from exc
+
+    async def _locked_run(self, peers: Sequence[Peer]) -> SyncReport:
+        path = state_path(self.layout)
+        state = await anyio.to_thread.run_sync(SyncState.load, path)
+        state.last_attempt = utc_now()
+        report = SyncReport(machine=self.machine)
+        failures: list[AnamnesisError] = []
+        try:
+            await self._cycle(peers, report, state, failures)
+        except AnamnesisError as exc:
+            state.last_error = str(exc)
+            state.consecutive_failures += 1
+            await anyio.to_thread.run_sync(state.save, path)
+            raise
+        state.conflicts_total += len(report.conflicts)
+        state.withheld_paths = [w.path for w in report.withheld]
+        state.last_summary = {k: v for k, v in report.as_dict().items() if k in ("pushed", "pulled", "head", "errors")}
+        if failures:
+            state.last_error = str(failures[0])
+            state.consecutive_failures += 1
+        else:
+            state.last_ok, state.last_error, state.consecutive_failures = state.last_attempt, None, 0
+        await anyio.to_thread.run_sync(state.save, path)
+        if failures and len(failures) == len(report.hubs):
+            raise failures[0]
+        return report
+
+    async def _cycle(
+        self, peers: Sequence[Peer], report: SyncReport, state: SyncState, failures: list[AnamnesisError]
+    ) -> None:
+        repo = self.repo
+        await repo.check_state()
+        await repo.prepare()
+        report.recovered_locks = await repo.recover_stale_locks(self.settings.stale_lock_age)
+        if report.recovered_locks:
+            logger.warning("removed stale git locks: %s", ", ".join(report.recovered_locks))
+        start = await repo.rev("HEAD")
+        async with self._git_lock():
+            report.committed = await repo.commit_all(f"anamnesis: sync on {self.machine}") is not None
+        published = False
+        for peer in peers:
+            result = HubResult(peer.name, peer.url)
+            report.hubs.append(result)
+            try:
+                published = await self._sync_hub(peer, result, report, state, published)
+            except (SyncError, BusyError) as exc:
+                result.error = str(exc)
+                failures.append(exc)
+                logger.warning("sync with %s failed: %s", peer.name, exc)
+        report.fleet_published = published
+        report.head = await repo.rev("HEAD")
+        changed = [p for p in await repo.changed_paths(start, report.head) if is_note_path(p)]
+        rel_root = self.layout.memory_dir.relative_to(self.layout.home)
+        report.changed_paths = [(rel_root / p).as_posix() for p in changed]
+        if report.changed_paths:
+            refreshed = await self.memory.index.refresh(paths=report.changed_paths)
+            report.indexed = refreshed.added + refreshed.updated + refreshed.removed
+
+    async def _sync_hub(
+        self, peer: Peer, result: HubResult, report: SyncReport, state: SyncState, published: bool
+    ) -> bool:
+        repo = self.repo
+        remote_ref = f"refs/remotes/{peer.name}/{BRANCH}"
+        await self._ensure_remote(peer)
+        async with self.open_link(peer) as link:
+            for attempt in range(1, self.settings.push_attempts + 1):
+                result.attempts = attempt
+                await self._fetch(peer, link)
+                async with self._git_lock():
+                    await repo.commit_all(f"anamnesis: sync on {self.machine}")
+                    before = await repo.rev("HEAD")
+                    merged = await integrate(repo, remote_ref, self.machine, peer.name)
+                    if merged.head is not None:
+                        result.pulled += sum(is_note_path(p) for p in await repo.changed_paths(before, merged.head))
+                    report.conflicts += merged.conflicts
+                    report.kept_edits += merged.kept_edits
+                    theirs = await repo.rev(remote_ref)
+                    if not published:
+                        published = await self._publish_fleet(theirs, report, state)
+                    plan: PushPlan = await plan_push(repo, theirs, self.machine)
+                    report.withheld = plan.withheld
+                    if plan.withheld:
+                        logger.warning("not pushed (secrets): %s", "; ".join(w.describe() for w in plan.withheld))
+                if plan.rev is None:
+                    return published
+                if await self._push(peer, link, plan.rev):
+                    result.pushed = True
+                    return published
+                await anyio.sleep(random.uniform(0.05, 0.4) * attempt)
+        raise SyncError(
+            f"the hub {peer.name} kept changing during {self.settings.push_attempts} push attempts (other machines "
+            "syncing at the same moment); nothing is lost and the next sync tries again"
+        )
+
+    # -- pieces ---------------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _git_lock(self) -> AsyncIterator[None]:
+        """The lock every git write in this home takes (Memory's commits take it too)."""
+        async with file_lock(self.layout.state_dir / "git.lock", GIT_LOCK_TIMEOUT, "the git repo"):
+            yield
+
+    async def _ensure_remote(self, peer: Peer) -> None:
+        """The peer as a normal git remote in memory/, so the user's own `git pull NAME` works too."""
+        current = await self.repo.run("config", "--get", f"remote.{peer.name}.url", check=False)
+        url = current.stdout.decode().strip()
+        if current.returncode != 0:
+            await self.repo.run("remote", "add", peer.name, peer.url)
+        elif url != peer.url:
+            await self.repo.run("remote", "set-url", peer.name, peer.url)
+
+    async def _publish_fleet(self, theirs: str | None, report: SyncReport, state: SyncState) -> bool:
+        """Write and commit this machine's fleet file when a push happens anyway, or on the heartbeat."""
+        repo = self.repo
+        head = await repo.rev("HEAD")
+        own = fleet_rel_path(self.machine)
+        exists = await anyio.Path(self.layout.memory_dir / own).exists()
+        ahead = False
+        if head is not None and head != theirs and not (theirs and await repo.is_ancestor(head, theirs)):
+            quiet = {own, *(w.path for w in report.withheld), *state.withheld_paths}
+            ahead = any(p not in quiet for p in await repo.changed_paths(theirs, head))
+        heartbeat_due = time.time() - state.fleet_published_at >= self.settings.fleet_heartbeat
+        if not (ahead or heartbeat_due or not exists):
+            return False
+        entry = FleetEntry(
+            machine=self.machine,
+            synced_at=utc_now(),
+            synced_at_unix=time.time(),
+            head=head,
+            notes_written=await self._notes_written(),
+            conflicts=state.conflicts_total + len(report.conflicts),
+            withheld=len(report.withheld),
+        )
+        rel = await anyio.to_thread.run_sync(write_fleet_file, self.layout.memory_dir, entry)
+        await repo.commit_paths([rel], f"anamnesis: fleet status of {self.machine}")
+        state.fleet_published_at = entry.synced_at_unix
+        return True
+
+    async def _notes_written(self) -> int:
+        rows = await self.memory.index.execute_fetchall(
+            "SELECT count(*) FROM notes WHERE machine_id = ? AND scope = 'portable'", (self.machine,)
+        )
+        return int(rows[0][0]) if rows else 0
+
+    async def _fetch(self, peer: Peer, link: HubLink) -> None:
+        argv = ["fetch", "--quiet", "--no-tags", "--prune", "--no-write-fetch-head", peer.name]
+        result = await self._network(
+            link, peer, "fetch", ["-c", "fetch.fsckObjects=true", *argv, f"+refs/heads/*:refs/remotes/{peer.name}/*"]
+        )
+        if result.returncode != 0:
+            raise self._network_error(peer, link, "fetch", argv, result.returncode, _text(result.stderr))
+
+    async def _push(self, peer: Peer, link: HubLink, rev: str) -> bool:
+        """Push `rev` as the hub's main, never forced; False when another machine got there first."""
+        argv = ["push", "--porcelain", "--no-verify", peer.name, f"{rev}:refs/heads/{BRANCH}"]
+        result = await self._network(link, peer, "push", argv)
+        if result.returncode == 0:
+            return True
+        out, err = _text(result.stdout), _text(result.stderr)
+        for line in out.splitlines():
+            if not line.startswith("!"):
+                continue
+            if "[remote rejected]" in line:
+                if any(sign in line or sign in err for sign in _REF_RACE_SIGNS):
+                    return False
+                reason = line.split("\t")[-1]
+                raise SyncError(
+                    f"the hub {peer.name} refused the push: {reason} {_remote_lines(err)}".strip()
+                    + ". Nothing was changed on the hub; check the hub's disk and git (peers/README.md)."
+                )
+            if "[rejected]" in line:
+                return False
+        raise self._network_error(peer, link, "push", argv, result.returncode, err)
+
+    async def _network(self, link: HubLink, peer: Peer, what: str, argv: list[str]) -> Any:
+        try:
+            return await self.repo.run(*argv, check=False, env=dict(link.env), timeout=self.settings.git_timeout)
+        except GitError as exc:
+            if exc.code == -1 and "timed out" in exc.stderr:
+                raise PeerUnreachableError(
+                    f"the hub {peer.name} did not finish the {what} within {self.settings.git_timeout:g} s; "
+                    "notes stay safe here and the next sync retries"
+                ) from exc
+            raise
+
+    def _network_error(
+        self, peer: Peer, link: HubLink, what: str, argv: list[str], code: int, stderr: str
+    ) -> AnamnesisError:
+        lost = link.lost()
+        marked = [line.split(BRIDGE_MARK, 1)[1].strip() for line in stderr.splitlines() if BRIDGE_MARK in line]
+        if "does not appear to be a git repository" in stderr:
+            return SyncError(
+                f"the hub {peer.name} has no repository at {peer.hub.path}; run "
+                f"`anamnesis peer add {peer.name} {peer.url}` to create it"
+            )
+        if any(m.startswith("the host key") for m in marked):
+            return HostKeyError(marked[0])
+        if lost or any(sign in stderr for sign in _LOST_SIGNS):
+            because = f" ({lost})" if lost and lost != "closed" else ""
+            return PeerUnreachableError(
+                f"the connection to the hub {peer.name} was lost during the {what}{because}. A push is all or "
+                "nothing, so the hub is as it was; notes stay safe here and the next sync retries"
+            )
+        if marked:
+            return SyncError(marked[0])
+        return GitError(["git", *argv], code, stderr)
+
+
+def _text(data: bytes | None) -> str:
+    return (data or b"").decode("utf-8", errors="replace")
+
+
+def _remote_lines(stderr: str) -> str:
+    lines = [line.removeprefix("remote: ").strip() for line in stderr.splitlines() if line.startswith("remote:")]
+    return "(" + "; ".join(lines[:3]) + ")" if lines else ""

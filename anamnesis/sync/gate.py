@@ -1,0 +1,116 @@
+"""The last check before a push: no note that still holds a secret leaves this machine.
+
+Capture redacts secrets before it writes, but a note written by hand, by a model, or by an
+older release may still hold one. Before each push, every note blob the push would send is
+scanned with `find_secrets`. When one matches, the push sends a single commit on top of the
+hub's head instead: this machine's whole tree except the notes that still match (those keep
+the hub's version, or are left out). Locally, main becomes that commit plus one commit that
+holds the withheld notes, so nothing here is lost and the history that held the secret is
+never pushed. Once the note is fixed (or deleted), the next sync sends it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import anyio.to_thread
+
+from anamnesis.capture.redact import find_secrets
+from anamnesis.errors import NoteFormatError
+from anamnesis.notes import parse_note
+from anamnesis.sync.repo import SyncRepo, TreeEntry
+
+_SCANNED_SUFFIX = ".md"
+
+
+@dataclass(frozen=True, slots=True)
+class Withheld:
+    """A note kept off the hub because it still matches a secret pattern."""
+
+    path: str  # relative to memory/
+    note_id: str | None
+    title: str | None
+    kinds: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, object]:
+        data = asdict(self)
+        data["kinds"] = list(self.kinds)
+        return data
+
+    def describe(self) -> str:
+        name = f"{self.note_id} ({self.title})" if self.note_id else self.path
+        return f"{name}: looks like it holds {', '.join(self.kinds)}"
+
+
+@dataclass(slots=True)
+class PushPlan:
+    """What to push: `rev` (None when the hub already has everything we may send)."""
+
+    rev: str | None
+    withheld: list[Withheld] = field(default_factory=list)
+
+
+def _secret_kinds(texts: dict[str, str]) -> dict[str, tuple[str, ...]]:
+    found = {}
+    for oid, text in texts.items():
+        kinds = find_secrets(text)
+        if kinds:
+            found[oid] = tuple(kinds)
+    return found
+
+
+async def plan_push(repo: SyncRepo, theirs: str | None, machine: str) -> PushPlan:
+    """Decide what to push to a hub at `theirs`. Call with the git lock held (it may move main)."""
+    head = await repo.rev("HEAD")
+    if head is None or head == theirs or (theirs is not None and await repo.is_ancestor(head, theirs)):
+        return PushPlan(rev=None)
+    listing = await repo.run("rev-list", "--objects", head, *(["--not", theirs] if theirs else []))
+    candidates: list[str] = []
+    for line in listing.stdout.decode("utf-8", errors="surrogateescape").splitlines():
+        oid, _, path = line.partition(" ")
+        if path.endswith(_SCANNED_SUFFIX):
+            candidates.append(oid)
+    if not candidates:
+        return PushPlan(rev=head)
+    blobs = await repo.blobs(candidates)
+    texts = {oid: data.decode("utf-8", errors="replace") for oid, data in blobs.items()}
+    secret = await anyio.to_thread.run_sync(_secret_kinds, texts)
+    if not secret:
+        return PushPlan(rev=head)
+    entries = await repo.tree_entries(head)
+    withheld_entries = [e for e in entries if e.oid in secret and e.path.endswith(_SCANNED_SUFFIX)]
+    withheld = [_describe(e, texts.get(e.oid, ""), secret[e.oid]) for e in withheld_entries]
+    # The commit the hub gets: our tree, with each withheld path as the hub has it (or absent).
+    hub_versions = (
+        {e.path: e for e in await repo.tree_entries(theirs, [e.path for e in withheld_entries])}
+        if (theirs and withheld_entries)
+        else {}
+    )
+    async with repo.private_index(await repo.tree_of(head)) as env:
+        restore = [hub_versions[e.path] for e in withheld_entries if e.path in hub_versions]
+        drop = [e.path for e in withheld_entries if e.path not in hub_versions]
+        await repo.set_entries(env, restore, drop)
+        push_tree = await repo.write_tree(env)
+    if theirs is not None and push_tree == await repo.tree_of(theirs):
+        return PushPlan(rev=None, withheld=withheld)
+    names = ", ".join(w.note_id or w.path for w in withheld) or "none still"
+    public = await repo.commit_tree(
+        push_tree, [theirs], f"anamnesis: sync from {machine}\n\nWithheld from the hub (secrets): {names}"
+    )
+    local = public
+    if withheld:
+        local = await repo.commit_tree(
+            await repo.tree_of(head),
+            [public],
+            f"anamnesis: kept on {machine} only (secrets): {names}",
+        )
+    await repo.move_branch(local, head)
+    return PushPlan(rev=public, withheld=withheld)
+
+
+def _describe(entry: TreeEntry, text: str, kinds: tuple[str, ...]) -> Withheld:
+    try:
+        note = parse_note(text)
+    except NoteFormatError:
+        return Withheld(entry.path, None, None, kinds)
+    return Withheld(entry.path, note.id, note.title, kinds)
