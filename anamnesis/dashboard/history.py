@@ -1,0 +1,138 @@
+"""History pages: a note's commits (which machine, when), any version, any two versions diffed.
+
+Versions come from git: `log --follow` so a note whose type changed (and so moved directory) keeps
+its past, with the path it had in each commit so `git show <sha>:<path>` finds every version. A
+version asked for must be one of the note's own commits; nothing else from the request reaches git.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+
+from quart import Blueprint, Response, request
+
+from anamnesis.dashboard.render import diff_lines
+from anamnesis.dashboard.responses import page
+from anamnesis.dashboard.state import memory
+from anamnesis.errors import QueryError
+from anamnesis.gitrepo import GitRepo
+from anamnesis.memory import Memory
+from anamnesis.notes import Note
+
+HISTORY_LIMIT = 200
+_SHA_RE = re.compile(r"[0-9a-f]{7,40}")
+_FIELD, _RECORD = "\x1f", "\x1e"
+
+bp = Blueprint("history", __name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Version:
+    """One commit that touched a note: who (the machine), when, and the file's path then."""
+
+    sha: str
+    machine: str
+    email: str
+    timestamp: str
+    subject: str
+    path: str
+    deleted: bool
+
+
+async def note_versions(git: GitRepo, rel_path: str, limit: int = HISTORY_LIMIT) -> list[Version]:
+    """The commits that touched the file at `rel_path` (relative to the repo), newest first."""
+    fmt = _RECORD + _FIELD.join(("%H", "%an", "%ae", "%aI", "%s"))
+    result = await git.run(
+        "log", f"--max-count={limit}", "--follow", "--name-status", f"--format={fmt}", "--", rel_path, check=False
+    )
+    if result.returncode != 0:
+        return []
+    versions = []
+    for record in result.stdout.decode("utf-8", errors="replace").split(_RECORD):
+        head, _, files = record.partition("\n")
+        parts = head.split(_FIELD)
+        if len(parts) != 5:
+            continue
+        status, path = "M", rel_path
+        for line in files.splitlines():
+            columns = line.split("\t")
+            if len(columns) >= 2 and columns[0]:
+                status, path = columns[0], columns[-1]
+                break
+        sha, machine, email, timestamp, subject = parts
+        versions.append(Version(sha, machine, email, timestamp, subject, path, deleted=status.startswith("D")))
+    return versions
+
+
+async def text_at(git: GitRepo, version: Version) -> str:
+    """The file as it was in `version` (empty where the commit deleted it)."""
+    if version.deleted:
+        return ""
+    result = await git.run("show", f"{version.sha}:{version.path}", check=False)
+    return result.stdout.decode("utf-8", errors="replace") if result.returncode == 0 else ""
+
+
+async def _note_and_versions(mem: Memory, note_id: str) -> tuple[Note, list[Version]]:
+    note = await mem.get(note_id)
+    if note.scope != "portable":
+        return note, []
+    path = mem.store.path_for(note.id, note.type, note.scope)
+    return note, await note_versions(mem.git, path.relative_to(mem.git.path).as_posix())
+
+
+def _pick(versions: list[Version], sha: str | None, what: str) -> Version | None:
+    if not sha:
+        return None
+    wanted = sha.strip().lower()
+    if _SHA_RE.fullmatch(wanted):
+        for version in versions:
+            if version.sha.startswith(wanted):
+                return version
+    raise QueryError(f"{what} is not a version of this note; pick one from its history")
+
+
+@bp.get("/notes/<note_id>/history")
+async def history(note_id: str) -> Response:
+    note, versions = await _note_and_versions(memory(), note_id)
+    payload = {
+        "note": {"id": note.id, "title": note.title, "scope": note.scope, "type": note.type},
+        "versions": [asdict(v) for v in versions],
+    }
+    return await page("history.html", payload)
+
+
+@bp.get("/notes/<note_id>/diff")
+async def diff(note_id: str) -> Response:
+    mem = memory()
+    note, versions = await _note_and_versions(mem, note_id)
+    new = _pick(versions, request.args.get("b"), "b") or (versions[0] if versions else None)
+    old = _pick(versions, request.args.get("a"), "a")
+    if old is None and new is not None:
+        later = versions.index(new)
+        old = versions[later + 1] if later + 1 < len(versions) else None
+    old_text = await text_at(mem.git, old) if old else ""
+    new_text = await text_at(mem.git, new) if new else ""
+    lines = diff_lines(old_text, new_text, old.sha[:10] if old else "(nothing)", new.sha[:10] if new else "(nothing)")
+    payload = {
+        "note": {"id": note.id, "title": note.title, "scope": note.scope, "type": note.type},
+        "a": asdict(old) if old else None,
+        "b": asdict(new) if new else None,
+        "versions": [asdict(v) for v in versions],
+        "diff": [asdict(line) for line in lines],
+    }
+    return await page("diff.html", payload)
+
+
+@bp.get("/notes/<note_id>/at/<sha>")
+async def version(note_id: str, sha: str) -> Response:
+    mem = memory()
+    note, versions = await _note_and_versions(mem, note_id)
+    found = _pick(versions, sha, "that commit")
+    assert found is not None
+    payload = {
+        "note": {"id": note.id, "title": note.title, "scope": note.scope, "type": note.type},
+        "version": asdict(found),
+        "text": await text_at(mem.git, found),
+    }
+    return await page("version.html", payload)
