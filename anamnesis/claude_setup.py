@@ -34,8 +34,9 @@ HOOKS: tuple[tuple[str, str | None, str, int, bool], ...] = (
     ("PostCompact", "manual|auto", "post-compact", 60, False),
     # A settings-file timeout is what lifts SessionEnd's shared 1.5 s budget (plugins cannot).
     ("SessionEnd", None, "session-end", 10, False),
-    # Async: keeps the session note current turn by turn; prints nothing (Stop output keeps Claude going).
-    ("Stop", None, "stop", 30, True),
+    # Starts a detached capture after each turn (the note stays current even if SessionEnd never
+    # comes) and prints nothing: Stop output keeps Claude working.
+    ("Stop", None, "stop", 10, False),
 )
 _OLD_RELEASE_MARKERS = ("ANAMNESIS_", "anamnesis inject", "anamnesis sync", "anamnesis capture")
 

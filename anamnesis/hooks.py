@@ -27,7 +27,7 @@ DEADLINES = {  # seconds; Claude Code allows far more, the user should never fee
     "pre-compact": 8.0,
     "post-compact": 8.0,
     "session-end": 1.0,
-    "stop": 5.0,  # an async hook: it keeps the session note current turn by turn
+    "stop": 1.0,  # only starts a detached capture
 }
 FRESHNESS_BOUND = 1.0  # at most this long catching up on hand edits before answering
 _EVENT_NAMES = {"session-start": "SessionStart", "user-prompt-submit": "UserPromptSubmit"}
@@ -54,8 +54,14 @@ def run_hook(event: str, stdin: TextIO, stdout: TextIO, environ: Mapping[str, st
             return 0
         if not (home / "memory").is_dir():
             return 0  # not initialized: nothing to give, nothing to capture
+        if event == "stop":
+            # Print nothing (Stop output keeps Claude working) and return at once: the capture
+            # runs detached, so it survives even when Claude Code exits without SessionEnd
+            # (some versions skip SessionEnd in -p mode and kill async hooks at teardown).
+            _detach_capture(payload, environ)
+            return 0
         output = _dispatch(event, payload, environ)
-        if output and event != "stop":  # anything printed on Stop keeps Claude working
+        if output:
             stdout.write(output)
             stdout.flush()
     except BaseException as exc:  # noqa: BLE001 - fail open, always (even on KeyboardInterrupt)
@@ -144,8 +150,7 @@ async def _catch_up(memory: Any, bound: float) -> None:
             _log(memory.config.layout.state_dir, "refresh", f"answered from the index as it was: {exc}")
 
 
-_CAPTURE_SOURCES = {"pre-compact": "precompact", "post-compact": "postcompact", "session-end": "session-end",
-                    "stop": "stop"}
+_CAPTURE_SOURCES = {"pre-compact": "precompact", "post-compact": "postcompact", "session-end": "session-end"}
 
 
 def _capture_handler(event: str) -> Handler:
@@ -176,6 +181,13 @@ def _capture_handler(event: str) -> Handler:
         return None  # no capture event's output is context: print nothing
 
     return capture
+
+
+def _detach_capture(payload: Mapping[str, Any], environ: Mapping[str, str]) -> None:
+    session_id, transcript = payload.get("session_id"), payload.get("transcript_path")
+    if isinstance(session_id, str) and session_id and isinstance(transcript, str) and transcript:
+        _detach(["capture", "--session-id", session_id, "--transcript", transcript,
+                 "--project", project_of(payload, environ), "--source", "stop", "--no-sync", "--no-llm"], environ)
 
 
 def _has_hub(config: Any) -> bool:
