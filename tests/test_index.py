@@ -318,7 +318,7 @@ async def _reindex_garbage_store(home: Path, good: list[Note], bad: list[tuple[s
     duplicate_groups: list[set[str]] = []
     for rel, item in bad:
         if item.kind == "wrong type dir":
-            root, type_dir, name = rel.split("/")
+            _, type_dir, name = rel.split("/")
             wrong_type = next(t for t in NOTE_TYPES if t != type_dir)
             put(layout, rel, render_note(make_note(f"wrong-{name[:-3]}", type=wrong_type)))
             expected_problems.add(rel)
@@ -326,7 +326,7 @@ async def _reindex_garbage_store(home: Path, good: list[Note], bad: list[tuple[s
             if not good:
                 continue
             original = good[len(rel) % len(good)]
-            root, type_dir, name = rel.split("/")
+            _, type_dir, _ = rel.split("/")
             copy = original.with_changes(type=type_dir)  # same id and words, a valid note of its own
             put(layout, rel, render_note(copy))
             for group in duplicate_groups:

@@ -76,11 +76,10 @@ async def test_waiter_gets_the_lock_once_the_holder_releases_it(tmp_path: Path) 
         async with file_lock(lock, timeout=30):
             events.append("waiter has it")
 
-    async with anyio.create_task_group() as tg:
-        async with file_lock(lock, timeout=5):
-            tg.start_soon(waiter)
-            await waiting.wait()
-            events.append("holder releases")
+    async with anyio.create_task_group() as tg, file_lock(lock, timeout=5):
+        tg.start_soon(waiter)
+        await waiting.wait()
+        events.append("holder releases")
 
     assert events == ["holder releases", "waiter has it"]
 

@@ -26,9 +26,7 @@ PROJECT = "github.com/acme/quotes-api"
 
 
 def git(memory: Memory, *args: str) -> str:
-    result = subprocess.run(
-        ["git", *args], cwd=memory.git.path, capture_output=True, text=True, check=True, timeout=30
-    )
+    result = subprocess.run(["git", *args], cwd=memory.git.path, capture_output=True, text=True, check=True, timeout=30)
     return result.stdout.strip()
 
 
@@ -324,7 +322,7 @@ async def test_a_query_without_words_finds_nothing(memory: Memory) -> None:
     assert await memory.search("?! -- ***") == []
 
 
-@pytest.mark.parametrize("text", ['title:x', 'NEAR(a b', '"', "deploy*", "^a", "a AND OR", "\x00", "🎉"])
+@pytest.mark.parametrize("text", ["title:x", "NEAR(a b", '"', "deploy*", "^a", "a AND OR", "\x00", "🎉"])
 async def test_fts5_syntax_in_a_search_is_harmless(memory: Memory, text: str) -> None:
     await memory.write(NoteDraft(type="semantic", title="Title x", body="a b deploy"))
 

@@ -91,6 +91,14 @@ def test_rendered_timestamps_are_quoted_so_other_yaml_readers_keep_them_as_text(
     assert data["updated_at"] == "2026-11-20T10:00:00Z"
 
 
+def test_next_line_and_line_separator_characters_survive_a_round_trip() -> None:
+    # PyYAML folds U+0085 into a space inside a single-quoted scalar; text pasted from
+    # Windows-1252 sources carries it (it is the '…' of cp1252 decoded as Latin-1).
+    note = make_note(project="acme\x85api", extra={"quote": "wait\x85 what", "sep": "a\u2028b\u2029c"})
+
+    assert parse_note(render_note(note)) == note
+
+
 def test_body_trailing_newlines_are_not_doubled_on_render() -> None:
     text = render_note(make_note(body="line one\n\n\n"))
 
@@ -318,18 +326,14 @@ safe_ids = st.one_of(
 _line_chars = st.characters(exclude_categories=("Cc", "Cs", "Zl", "Zp"))
 single_lines = st.text(_line_chars, min_size=1, max_size=80).map(str.strip).filter(bool)
 titles = st.text(_line_chars, min_size=1, max_size=MAX_TITLE_CHARS).map(str.strip).filter(bool)
-bodies = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\r"), max_size=2_000).filter(
+bodies = st.text(st.characters(codec="utf-8", exclude_characters="\r"), max_size=2_000).filter(
     lambda body: not body.endswith("\n")
 )
-tag_lists = st.lists(st.text(_line_chars, min_size=1, max_size=MAX_TAG_CHARS), max_size=8).map(
-    normalize_tags
+tag_lists = st.lists(st.text(_line_chars, min_size=1, max_size=MAX_TAG_CHARS), max_size=8).map(normalize_tags)
+timestamps = st.datetimes(min_value=datetime(1970, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)).map(
+    lambda moment: moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 )
-timestamps = st.datetimes(
-    min_value=datetime(1970, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)
-).map(lambda moment: moment.strftime("%Y-%m-%dT%H:%M:%SZ"))
-_yaml_scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(), st.text(st.characters(exclude_categories=("Cs",)), max_size=30)
-)
+_yaml_scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.text(st.characters(codec="utf-8"), max_size=30))
 _yaml_values = st.recursive(
     _yaml_scalars,
     lambda children: st.one_of(
@@ -370,7 +374,7 @@ def notes(draw: st.DrawFn) -> Note:
     )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(notes())
 def test_any_valid_note_survives_render_then_parse_unchanged(note: Note) -> None:
     validate_note(note)

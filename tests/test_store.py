@@ -71,7 +71,7 @@ def test_a_failed_write_leaves_the_old_content_and_no_temporary_file(tmp_path: P
     target.mkdir(parents=True)  # a directory where the file should go: the final rename fails
     (target / "keep").write_text("old")
 
-    with pytest.raises(OSError):
+    with pytest.raises(IsADirectoryError):
         atomic_write_text(target, "new content")
 
     assert files_under(tmp_path / "notes") == ["a.md/keep"]
@@ -178,9 +178,7 @@ def test_scan_sees_notes_in_type_directories_only(store: NoteStore) -> None:
 
     scanned = {f.rel: f for f in store.scan()}
 
-    assert sorted(scanned) == sorted(
-        [f"memory/semantic/{first.id}.md", f"local/episodic/{second.id}.md"]
-    )
+    assert sorted(scanned) == sorted([f"memory/semantic/{first.id}.md", f"local/episodic/{second.id}.md"])
     local = scanned[f"local/episodic/{second.id}.md"]
     assert (local.scope, local.type_dir) == ("machine-local", "episodic")
     stat = Path(local.path).stat()
