@@ -29,7 +29,8 @@ DEADLINES = {  # seconds; Claude Code allows far more, the user should never fee
     "session-end": 1.0,
     "stop": 1.0,  # only starts a detached capture
 }
-FRESHNESS_BOUND = 1.0  # at most this long catching up on hand edits before answering
+FRESHNESS_BOUND = 1.0
+IN_HOOK_CAPTURE_BYTES = 2 * 1024 * 1024  # more unread transcript than this is captured detached  # at most this long catching up on hand edits before answering
 _EVENT_NAMES = {"session-start": "SessionStart", "user-prompt-submit": "UserPromptSubmit"}
 _SAFE_SESSION = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
@@ -168,6 +169,11 @@ def _capture_handler(event: str) -> Handler:
         transcript = payload.get("transcript_path")
         if not session_id or not isinstance(transcript, str):
             return None
+        if event == "session-end" and _unread_bytes(config, session_id, transcript) > IN_HOOK_CAPTURE_BYTES:
+            # Too much to read within SessionEnd's budget: the detached capture does all of it.
+            _detach(["capture", "--session-id", session_id, "--transcript", transcript,
+                     "--project", project_of(payload, environ), "--source", "session-end"], environ)
+            return None
         summary = payload.get("compact_summary")
         async with open_memory(config, busy_timeout_ms=HOOK_BUSY_TIMEOUT_MS) as memory:
             await capture_session(
@@ -188,6 +194,17 @@ def _detach_capture(payload: Mapping[str, Any], environ: Mapping[str, str]) -> N
     if isinstance(session_id, str) and session_id and isinstance(transcript, str) and transcript:
         _detach(["capture", "--session-id", session_id, "--transcript", transcript,
                  "--project", project_of(payload, environ), "--source", "stop", "--no-sync", "--no-llm"], environ)
+
+
+def _unread_bytes(config: Any, session_id: str, transcript: str) -> int:
+    """How much of the transcript no earlier capture has read (the whole file if none has)."""
+    from anamnesis.capture.session import read_offset
+
+    try:
+        size = os.path.getsize(transcript)
+    except OSError:
+        return 0
+    return size - read_offset(config.layout.state_dir / "capture", session_id)
 
 
 def _has_hub(config: Any) -> bool:

@@ -1,8 +1,9 @@
 """`anamnesis serve`: one long-lived asyncio process, one task group owning every task.
 
 The tasks: the dashboard (Quart on hypercorn, on a socket bound here so the real port is known
-before the first request and port 0 works), the sync loop (only when a hub or peer is configured
-and the sync engine is installed), a watcher that refreshes the index when note files change, and
+before the first request and port 0 works), the sync loop (when the sync engine is installed; it
+syncs whenever a hub is configured, re-reading config.json each cycle so `anamnesis peer add`
+takes effect without a restart), a watcher that refreshes the index when note files change, and
 the signal handler. SIGINT or SIGTERM sets `stopping`: the loops are cancelled at once, hypercorn
 finishes in-flight requests, and anything still running after `SHUTDOWN_GRACE` is cancelled, so
 the process is gone well within 5 s.
@@ -24,7 +25,7 @@ import os
 import secrets
 import signal
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +40,9 @@ from anamnesis.locks import release_file_lock, try_file_lock
 from anamnesis.memory import Memory, open_memory
 from anamnesis.notes import NOTE_TYPES, utc_now
 
+if TYPE_CHECKING:
+    from anamnesis.dashboard.state import ServiceStatus
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_HOST = "127.0.0.1"
@@ -52,11 +56,9 @@ FULL_REFRESH_INTERVAL = 30.0
 LOCK_FILE = "service.lock"
 INFO_FILE = "service.json"
 KEY_FILE = "dashboard.key"
+NO_HUB = "off: no hub configured (anamnesis peer add NAME ssh://user@host/path)"
 
-if TYPE_CHECKING:
-    from anamnesis.dashboard.state import ServiceStatus
-
-SyncFunction = Callable[[Config], Awaitable[Any]]
+SyncFunction = Callable[..., Awaitable[Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +80,18 @@ class ServiceInfo:
     port: int
     sync_note: str
     token_required: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceObserver:
+    """Callbacks for whoever runs the service: the CLI prints when it is ready; tests wait on them."""
+
+    ready: Callable[[ServiceInfo], None] | None = None
+    refreshed: Callable[[RefreshReport], None] | None = None
+    synced: Callable[[bool, str], None] | None = None
+
+
+# -- configuration ------------------------------------------------------------------------------
 
 
 def service_options(
@@ -141,6 +155,9 @@ def cookie_key(layout: Layout) -> bytes:
     return key
 
 
+# -- the sync loop ------------------------------------------------------------------------------
+
+
 def find_sync() -> SyncFunction | None:
     """`anamnesis.sync.run_sync`, or None while this installation has no sync engine."""
     try:
@@ -153,44 +170,34 @@ def find_sync() -> SyncFunction | None:
     return function if callable(function) else None
 
 
+def configured_hub(config: Config) -> str | None:
+    """The hub(s) config.json names now (re-read: peers come and go while the service runs)."""
+    raw = read_config_file(config.layout.config_path)
+    from_env = config.remote if config.remote != config.raw.get("remote") else None
+    peers = raw.get("peers")
+    names = sorted(peers) if isinstance(peers, dict) else []
+    remote = from_env or raw.get("remote")
+    if remote:
+        return str(remote) + (f" (+{len(names) - 1} more)" if len(names) > 1 else "")
+    return ", ".join(names) or None
+
+
 def sync_plan(config: Config, options: ServiceOptions) -> tuple[SyncFunction | None, str]:
-    """The sync function to run in the loop (or None) and a sentence saying why."""
+    """The sync function the loop runs (or None: no loop) and a sentence saying what it does."""
     if not options.sync:
         return None, "off (started with --no-sync)"
-    if not (config.remote or config.raw.get("peers")):
-        return None, "off: no hub configured (anamnesis peer add NAME ssh://user@host/path)"
     function = find_sync()
     if function is None:
         return None, "off: this installation has no sync engine"
-    minutes = options.sync_interval / 60
-    every = f"{minutes:g} min" if options.sync_interval >= 60 else f"{options.sync_interval:g} s"
-    return function, f"every {every} with {config.remote or 'the configured peers'}"
+    hub = configured_hub(config)
+    return function, _sync_note(hub, options.sync_interval)
 
 
-async def resolve_address(host: str, port: int) -> tuple[socket.AddressFamily, str]:
-    try:
-        infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as exc:
-        raise ConfigError(f"cannot resolve {host!r} to an address to listen on: {exc}") from exc
-    family, _, _, _, sockaddr = infos[0]
-    return family, str(sockaddr[0])
-
-
-def bind_socket(family: socket.AddressFamily, address: str, port: int) -> socket.socket:
-    """A listening socket, so connections queue from now on, even before the app has started."""
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((address, port))
-        sock.listen(128)
-    except OSError as exc:
-        sock.close()
-        if exc.errno in (98, 48):  # EADDRINUSE on Linux, macOS
-            raise ConfigError(
-                f"{address}:{port} is taken by another program (another home's service?); choose --port"
-            ) from exc
-        raise ConfigError(f"cannot listen on {address}:{port}: {exc.strerror}") from exc
-    return sock
+def _sync_note(hub: str | None, interval: float) -> str:
+    if hub is None:
+        return NO_HUB
+    every = f"{interval / 60:g} min" if interval >= 60 else f"{interval:g} s"
+    return f"every {every} with {hub}"
 
 
 class _Wakeup:
@@ -208,29 +215,44 @@ class _Wakeup:
         self._event = anyio.Event()
 
 
-def _describe(report: Any) -> str:
+def _describe(report: Any) -> tuple[bool, str]:
     summary = getattr(report, "summary", None)
     text = summary() if callable(summary) else summary if isinstance(summary, str) else repr(report)
-    return str(text)[:300]
+    return bool(getattr(report, "ok", True)), str(text)[:300]
 
 
 async def _sync_loop(
-    config: Config, run_sync: SyncFunction, interval: float, wakeup: _Wakeup, status: ServiceStatus
+    memory: Memory,
+    run_sync: SyncFunction,
+    interval: float,
+    wakeup: _Wakeup,
+    status: ServiceStatus,
+    observer: ServiceObserver,
 ) -> None:
+    """A sync now, then one every `interval` (or when the dashboard asks), while a hub is configured."""
+    config = memory.config
     while True:
-        status.last_sync_at = utc_now()
-        try:
-            report = await run_sync(config)
-        except AnamnesisError as exc:
-            status.last_sync_ok, status.last_sync_message = False, str(exc)
-            logger.warning("sync failed: %s", exc)
-        except Exception:  # a bug in one cycle must not stop the dashboard or the next cycle
-            logger.exception("sync failed unexpectedly")
-            status.last_sync_ok, status.last_sync_message = False, "failed unexpectedly; see the service log"
-        else:
-            status.last_sync_ok, status.last_sync_message = True, _describe(report)
-            logger.info("sync done: %s", status.last_sync_message)
+        hub = await anyio.to_thread.run_sync(configured_hub, config)
+        status.sync_enabled = hub is not None
+        status.sync_note = _sync_note(hub, interval)
+        status.request_sync = wakeup.set if hub is not None else None
+        if hub is not None:
+            status.last_sync_at = utc_now()
+            try:
+                ok, message = _describe(await run_sync(config, memory=memory))
+            except AnamnesisError as exc:
+                ok, message = False, str(exc)
+            except Exception:  # a bug in one cycle must not stop the dashboard or the next cycle
+                logger.exception("sync failed unexpectedly")
+                ok, message = False, "failed unexpectedly; see the service log"
+            status.last_sync_ok, status.last_sync_message = ok, message
+            (logger.info if ok else logger.warning)("sync %s: %s", "done" if ok else "failed", message)
+            if observer.synced is not None:
+                observer.synced(ok, message)
         await wakeup.wait(interval)
+
+
+# -- the index watcher --------------------------------------------------------------------------
 
 
 def _note_dir_stamps(layout: Layout) -> tuple[int, ...]:
@@ -246,10 +268,7 @@ def _note_dir_stamps(layout: Layout) -> tuple[int, ...]:
 
 
 async def _watch_notes(
-    memory: Memory,
-    status: ServiceStatus,
-    on_refresh: Callable[[RefreshReport], None] | None,
-    interval: float = WATCH_INTERVAL,
+    memory: Memory, status: ServiceStatus, observer: ServiceObserver, interval: float = WATCH_INTERVAL
 ) -> None:
     """Refresh the index when a note directory changes, and fully every `FULL_REFRESH_INTERVAL`.
 
@@ -280,20 +299,41 @@ async def _watch_notes(
                     logger.info("index refreshed: %s", status.last_refresh_message)
                 elif status.last_refresh_message is None:
                     status.last_refresh_message = "in step with the files"
-                if on_refresh is not None:
-                    on_refresh(report)
+                if observer.refreshed is not None:
+                    observer.refreshed(report)
         await anyio.sleep(interval)
 
 
-async def _stop_on_signal(stopping: anyio.Event) -> None:
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async for signum in signals:
-            logger.info("received %s: stopping", signal.Signals(signum).name)
-            stopping.set()
-            return
+# -- the dashboard's socket and server -----------------------------------------------------------
 
 
-async def _serve_http(app: Any, sock: socket.socket, stopping: anyio.Event) -> None:
+async def resolve_address(host: str, port: int) -> tuple[socket.AddressFamily, str]:
+    try:
+        infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise ConfigError(f"cannot resolve {host!r} to an address to listen on: {exc}") from exc
+    family, _, _, _, sockaddr = infos[0]
+    return family, str(sockaddr[0])
+
+
+def bind_socket(family: socket.AddressFamily, address: str, port: int) -> socket.socket:
+    """A listening socket, so connections queue from now on, even before the app has started."""
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((address, port))
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        if exc.errno in (98, 48):  # EADDRINUSE on Linux, macOS
+            raise ConfigError(
+                f"{address}:{port} is taken by another program (another home's service?); choose --port"
+            ) from exc
+        raise ConfigError(f"cannot listen on {address}:{port}: {exc.strerror}") from exc
+    return sock
+
+
+async def _serve_http(app: Any, sock: socket.socket, stopping: anyio.Event, done: anyio.Event) -> None:
     from hypercorn.asyncio import serve
     from hypercorn.config import Config as HypercornConfig
 
@@ -307,6 +347,7 @@ async def _serve_http(app: Any, sock: socket.socket, stopping: anyio.Event) -> N
         await serve(app, hconfig, shutdown_trigger=stopping.wait, mode="asgi")
     finally:
         stopping.set()  # hypercorn ending on its own ends the service too
+        done.set()
 
 
 def _write_info(layout: Layout, url: str) -> None:
@@ -323,81 +364,123 @@ def running_service(layout: Layout) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+# -- the service --------------------------------------------------------------------------------
+
+
 async def run_service(
     config: Config,
     options: ServiceOptions,
     *,
-    on_ready: Callable[[ServiceInfo], None] | None = None,
+    observer: ServiceObserver | None = None,
     stop: anyio.Event | None = None,
     handle_signals: bool = True,
-    on_refresh: Callable[[RefreshReport], None] | None = None,
 ) -> None:
-    """Run the dashboard, the sync loop and the index watcher until a signal or `stop` is set."""
+    """Run the dashboard, the sync loop and the index watcher until a signal or `stop` is set.
+
+    With `handle_signals` (the `serve` command), SIGINT and SIGTERM stop the service, and once
+    one has, further ones are ignored until the process exits: `timeout`, a process-group kill
+    or an impatient second Ctrl-C must not kill it halfway through closing the index.
+    """
+    require_home(config.layout)
+    received: list[signal.Signals] = []
+    with contextlib.ExitStack() as stack:
+        signals = None
+        if handle_signals:
+            stack.callback(_ignore_stop_signals, received)  # runs after the receiver is gone (LIFO)
+            signals = stack.enter_context(anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM))
+        lock = try_file_lock(config.layout.state_dir / LOCK_FILE)
+        if lock is None:
+            where = running_service(config.layout).get("url") or "an unknown address"
+            raise BusyError(f"an Anamnesis service is already running for {config.home} (dashboard at {where})")
+        try:
+            await _run_locked(config, options, observer or ServiceObserver(), stop, signals, received)
+        finally:
+            release_file_lock(lock)
+    logger.info("stopped")
+
+
+def _ignore_stop_signals(received: list[signal.Signals]) -> None:
+    if received:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+async def _watch_signals(
+    signals: AsyncIterator[signal.Signals], stopping: anyio.Event, received: list[signal.Signals]
+) -> None:
+    """SIGINT or SIGTERM starts the stop; repeats (`timeout` and process groups send two) are absorbed."""
+    async for signum in signals:
+        received.append(signum)
+        if stopping.is_set():
+            logger.info("received %s again: already stopping", signum.name)
+            continue
+        logger.info("received %s: stopping", signum.name)
+        stopping.set()
+
+
+async def _run_locked(
+    config: Config,
+    options: ServiceOptions,
+    observer: ServiceObserver,
+    stop: anyio.Event | None,
+    signals: AsyncIterator[signal.Signals] | None,
+    received: list[signal.Signals],
+) -> None:
     from anamnesis.dashboard import DashboardSettings, ServiceStatus, create_app
 
     layout = config.layout
-    require_home(layout)
-    lock = try_file_lock(layout.state_dir / LOCK_FILE)
-    if lock is None:
-        where = running_service(layout).get("url") or "an unknown address"
-        raise BusyError(f"an Anamnesis service is already running for {layout.home} (dashboard at {where})")
+    family, address = await resolve_address(options.host, options.port)
+    settings = DashboardSettings(  # checked before binding: no token beyond loopback, no wildcard
+        host=options.host,
+        port=options.port,
+        token=options.token,
+        secret_key=await anyio.to_thread.run_sync(cookie_key, layout),
+        address=address if address != options.host else None,
+    )
+    run_sync, sync_note = await anyio.to_thread.run_sync(sync_plan, config, options)
+    sock = bind_socket(family, address, options.port)
     try:
-        family, address = await resolve_address(options.host, options.port)
-        settings = DashboardSettings(  # checked before binding: no token beyond loopback, no wildcard
-            host=options.host,
-            port=options.port,
-            token=options.token,
-            secret_key=await anyio.to_thread.run_sync(cookie_key, layout),
-            address=address if address != options.host else None,
-        )
-        sock = bind_socket(family, address, options.port)
-        try:
-            settings = replace(settings, port=sock.getsockname()[1])
-            run_sync, sync_note = sync_plan(config, options)
-            wakeup = _Wakeup()
-            status = ServiceStatus(
-                running=True,
-                sync_enabled=run_sync is not None,
-                sync_note=sync_note,
-                sync_interval=options.sync_interval if run_sync else None,
-                request_sync=wakeup.set if run_sync else None,
-            )
-            async with open_memory(config) as memory:
-                app = create_app(config, settings, memory=memory, status=status)
-                await anyio.to_thread.run_sync(_write_info, layout, settings.url)
-                stopping = anyio.Event()
-                background = anyio.CancelScope()
+        settings = replace(settings, port=sock.getsockname()[1])
+        status = ServiceStatus(running=True, sync_note=sync_note)
+        async with open_memory(config) as memory:
+            app = create_app(config, settings, memory=memory, status=status)
+            await anyio.to_thread.run_sync(_write_info, layout, settings.url)
+            stopping = anyio.Event()
+            http_done = anyio.Event()
+            background = anyio.CancelScope()
 
-                async def relay(event: anyio.Event) -> None:
-                    await event.wait()
-                    stopping.set()
+            async def relay(event: anyio.Event) -> None:
+                await event.wait()
+                stopping.set()
 
-                async def run_background() -> None:
-                    # Everything that stops the moment the service stops: loops, watcher, relays.
-                    with background:
-                        async with anyio.create_task_group() as tasks:
-                            tasks.start_soon(_watch_notes, memory, status, on_refresh)
-                            if run_sync is not None:
-                                tasks.start_soon(_sync_loop, config, run_sync, options.sync_interval, wakeup, status)
-                            if handle_signals:
-                                tasks.start_soon(_stop_on_signal, stopping)
-                            if stop is not None:
-                                tasks.start_soon(relay, stop)
+            async def run_background() -> None:
+                # Everything that stops the moment the service stops: loops, watcher, relays.
+                with background:
+                    async with anyio.create_task_group() as tasks:
+                        tasks.start_soon(_watch_notes, memory, status, observer)
+                        if run_sync is not None:
+                            wakeup = _Wakeup()
+                            tasks.start_soon(
+                                _sync_loop, memory, run_sync, options.sync_interval, wakeup, status, observer
+                            )
+                        if stop is not None:
+                            tasks.start_soon(relay, stop)
 
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(_serve_http, app, sock, stopping)
-                    tg.start_soon(run_background)
-                    logger.info("dashboard at %s; sync %s", settings.url, sync_note)
-                    if on_ready is not None:
-                        on_ready(ServiceInfo(settings.url, settings.port, sync_note, settings.token is not None))
-                    await stopping.wait()
-                    background.cancel()
-                    tg.cancel_scope.deadline = anyio.current_time() + SHUTDOWN_GRACE
-        finally:
-            if sock.fileno() != -1:
-                sock.close()
-            with contextlib.suppress(OSError):
-                (layout.state_dir / INFO_FILE).unlink()
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(_serve_http, app, sock, stopping, http_done)
+                tg.start_soon(run_background)
+                if signals is not None:
+                    tg.start_soon(_watch_signals, signals, stopping, received)
+                logger.info("dashboard at %s; sync %s", settings.url, sync_note)
+                if observer.ready is not None:
+                    observer.ready(ServiceInfo(settings.url, settings.port, sync_note, settings.token is not None))
+                await stopping.wait()
+                background.cancel()
+                with anyio.move_on_after(SHUTDOWN_GRACE):
+                    await http_done.wait()
+                tg.cancel_scope.cancel()
     finally:
-        release_file_lock(lock)
-    logger.info("stopped")
+        if sock.fileno() != -1:
+            sock.close()
+        with contextlib.suppress(OSError):
+            (layout.state_dir / INFO_FILE).unlink()

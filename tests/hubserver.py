@@ -176,7 +176,8 @@ class Hub:
             asyncio.gather(child.wait(), pump_out(child.stdout, process.stdout), pump_out(child.stderr, process.stderr))
         )
         channel_gone = asyncio.ensure_future(process.channel.wait_closed())
-        await asyncio.wait({child_done, channel_gone}, return_when=asyncio.FIRST_COMPLETED)
+        waiting: set[asyncio.Future[Any]] = {child_done, channel_gone}
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
         killed = not child_done.done()
         if killed:  # the client went away: sshd would close the pipes; we kill the child
             with contextlib.suppress(ProcessLookupError):

@@ -44,8 +44,8 @@ BOUND = 30  # seconds: a bound on waiting, never a measured duration
 MS = BOUND * 1000
 
 
-def _browser_or_skip() -> Any:
-    """The playwright module, or a skip (a failure in CI) saying what is missing."""
+def _browser_or_skip() -> tuple[Any, str]:
+    """Playwright's async API and the chromium to drive, or a skip (a failure in CI) saying what is missing."""
     executable = CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
     try:
         from playwright import async_api
@@ -61,7 +61,8 @@ def _browser_or_skip() -> Any:
         if os.environ.get("CI") == "true":
             pytest.fail(message + "; CI must provide it", pytrace=False)
         pytest.skip(message)
-    return async_api
+    assert executable is not None
+    return async_api, executable
 
 
 @pytest.fixture
@@ -159,12 +160,12 @@ async def seed(memory: Memory) -> dict[str, Note]:
 async def test_a_person_browses_searches_and_edits_in_a_real_browser(
     served: str, memory: Memory, config: Config
 ) -> None:
-    async_api = _browser_or_skip()
+    async_api, chromium = _browser_or_skip()
     notes = await seed(memory)
     ARTIFACTS.mkdir(exist_ok=True)
     problems: list[str] = []
     async with async_api.async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = await playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         try:
             context = await browser.new_context(viewport=DESKTOP)
             page = await context.new_page()

@@ -267,6 +267,18 @@ async def test_an_edit_on_a_copy_changed_by_hand_is_refused_with_both_versions_s
     assert path.read_text().endswith("Merged.\n")
 
 
+async def test_an_edit_that_makes_a_note_machine_local_moves_it_out_of_git(browser: Browser, memory: Memory) -> None:
+    note = await write(memory, "Laptop path", "/home/me/src")
+    base = (await browser.json(f"/notes/{note.id}/edit"))["base"]
+    fields = {"base": base, "title": "Laptop path", "body": "/home/me/src", "scope": "machine-local"}
+    assert (await browser.post(f"/notes/{note.id}/edit", fields)).status_code == 303
+    local = memory.store.path_for(note.id, "semantic", "machine-local")
+    assert local.is_file()
+    assert not note_file(memory, note).exists()
+    assert git(memory, "status", "--porcelain") == ""  # the removal from memory/ is committed
+    assert (await browser.json(f"/notes/{note.id}"))["note"]["path"] == f"local/semantic/{note.id}.md"
+
+
 async def test_two_tabs_editing_the_same_note_cannot_overwrite_each_other(browser: Browser, memory: Memory) -> None:
     note = await write(memory, "Tabbed note", "v1")
     base = (await browser.json(f"/notes/{note.id}/edit"))["base"]

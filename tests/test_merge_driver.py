@@ -31,9 +31,12 @@ def text(note: Note) -> str:
 
 
 def test_edits_to_different_fields_merge_and_the_later_edit_names_the_machine() -> None:
-    ours = BASE.with_changes(title="Prefer configs over scripts", updated_at="2026-11-21T09:00:00Z", machine_id="laptop")
-    theirs = BASE.with_changes(tags=("convention", "tooling", "ci"), updated_at="2026-11-22T08:00:00Z",
-                               machine_id="desktop", confidence=0.8)
+    ours = BASE.with_changes(
+        title="Prefer configs over scripts", updated_at="2026-11-21T09:00:00Z", machine_id="laptop"
+    )
+    theirs = BASE.with_changes(
+        tags=("convention", "tooling", "ci"), updated_at="2026-11-22T08:00:00Z", machine_id="desktop", confidence=0.8
+    )
     merged = parse_note(merge_texts(text(BASE), text(ours), text(theirs)))
     assert merged.title == "Prefer configs over scripts"
     assert merged.tags == ("convention", "tooling", "ci")
@@ -111,7 +114,10 @@ def _driver(tmp_path: Path, base: str, ours: str, theirs: str) -> tuple[int, str
         files.append(str(path))
     result = subprocess.run(
         [sys.executable, "-m", "anamnesis.sync.merge_driver", *files, "semantic/x.md"],
-        capture_output=True, text=True, check=False, timeout=60,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
     )
     return result.returncode, (tmp_path / "A").read_text(encoding="utf-8"), result.stderr
 

@@ -99,6 +99,9 @@ PRIVATE_NOTE = "my bank PIN is 4921 and my mother's maiden name is Okafor"
 PRIVATE_LINES = "server: vault.internal\nrecovery code: 7741-2290-1185"
 UNCLOSED_PRIVATE = "the safe combination is 31-7-22"
 SHOUTED_PRIVATE = "home address: 12 Rue des Lilas"
+PROSE_PASSWORD = "hunter2-Staging-" + fake(ALNUM, 4)
+WIFI_PASSWORD = "Gr33nTea!" + fake(ALNUM, 4)
+PIN = "4921" + fake(string.digits, 4)
 
 # (name, text, secrets that must not survive, parts that must)
 CORPUS: list[tuple[str, str, tuple[str, ...], tuple[str, ...]]] = [
@@ -248,6 +251,14 @@ CORPUS: list[tuple[str, str, tuple[str, ...], tuple[str, ...]]] = [
         (UNCLOSED_PRIVATE, "and more"),
         ("start",),
     ),
+    (
+        "password said in a prompt",
+        f"Remember the staging password is {PROSE_PASSWORD} and keep it out of the repo.",
+        (PROSE_PASSWORD,),
+        ("staging password is", "keep it out"),
+    ),
+    ("password set to, quoted", f'The wifi password is now set to "{WIFI_PASSWORD}".', (WIFI_PASSWORD,), ("wifi",)),
+    ("pin in prose", f"my pin is {PIN}, do not share", (PIN,), ("do not share",)),
     ("private upper case", f"<PRIVATE>{SHOUTED_PRIVATE}</Private> ok", (SHOUTED_PRIVATE,), ("ok",)),
 ]
 
@@ -322,6 +333,11 @@ ORDINARY = [
     "user@example.com wrote: the key rotation runs nightly",
     "The function returns `{'password': password}` to the caller.",
     "Added a private key check to `doctor` (it looks for BEGIN lines).",
+    "The password is required and must be at least 12 characters.",
+    "The token is valid for one hour; the key is to refresh it early.",
+    "Your password was changed successfully.",
+    "The secret is out: we ship on Friday.",
+    "The primary key is the id column, and the pin is 1.2.3 for now.",
 ]
 
 
@@ -400,6 +416,7 @@ CONTEXTS = st.sampled_from(["{}", "token: {}", "export API_TOKEN={}", '{{"key": 
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@example(before="", sep1="\\n", secret="ghp_" + "0" * 36 + "7q", sep2=" ", after="", context="{}")
 @given(
     before=st.text(max_size=80),
     sep1=SEPARATORS,
@@ -434,6 +451,8 @@ def test_redact_is_idempotent(text: str) -> None:
 
 @settings(max_examples=200)
 @given(st.lists(st.sampled_from(ORDINARY), min_size=1, max_size=6), st.sampled_from(["\n", " ", "\n\n"]))
+@example(["PWD=/home/dev/proj", ORDINARY[0]], " ")
+@example(["token = next_token", ORDINARY[13]], " ")
 def test_ordinary_text_stays_unchanged_when_combined(sentences: list[str], joiner: str) -> None:
     text = joiner.join(sentences)
     assert redact(text) == text
@@ -488,6 +507,13 @@ FRAGMENTS = st.sampled_from(
         "123e4567-e89b-12d3-a456-426614174000",
         "[REDACTED:token]",
         "None",
+        " is ",
+        " was ",
+        " now set to ",
+        "pin",
+        "PASSWORD",
+        "Gr33nTea!x",
+        "12345678",
         "${X}",
         "/home/dev",
         "x",
@@ -499,6 +525,12 @@ FRAGMENTS = st.sampled_from(
 
 @settings(max_examples=400)
 @given(st.lists(FRAGMENTS, max_size=30).map("".join))
+# Cases Hypothesis found once; kept so every run checks them.
+@example("password: hunter2: passwordpassword")
+@example("-u password=DB_PASSWORD")
+@example("--password =passwordpassword")
+@example("\\npassword=--password --password hunter2")
+@example("AKIAPASSWORDPASSWORDghp_passwordpasswordpassword")
 def test_redact_is_idempotent_on_secret_like_fragments(text: str) -> None:
     once = redact(text)
     assert redact(once) == once

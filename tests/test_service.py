@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.cookiejar
 import json
 import os
@@ -28,7 +29,16 @@ from anamnesis.config import Config, load_config, read_config_file
 from anamnesis.errors import BusyError, ConfigError, HomeNotInitializedError
 from anamnesis.index import RefreshReport
 from anamnesis.notes import Note, render_note
-from anamnesis.service import ServiceInfo, ServiceOptions, ensure_token, run_service, service_options, sync_plan
+from anamnesis.service import (
+    ServiceInfo,
+    ServiceObserver,
+    ServiceOptions,
+    cookie_key,
+    ensure_token,
+    run_service,
+    service_options,
+    sync_plan,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -71,7 +81,7 @@ async def running_service(config: Config, **options: Any) -> AsyncIterator[tuple
     """The service in this process on a free port; stopped (and awaited, within a bound) on exit."""
     ready = anyio.Event()
     stop = anyio.Event()
-    seen: dict[str, Any] = {"refreshes": [], "refreshed": anyio.Event()}
+    seen: dict[str, Any] = {"refreshes": [], "refreshed": anyio.Event(), "syncs": [], "synced": anyio.Event()}
 
     def on_ready(info: ServiceInfo) -> None:
         seen["info"] = info
@@ -82,10 +92,15 @@ async def running_service(config: Config, **options: Any) -> AsyncIterator[tuple
         if report.changed:
             seen["refreshed"].set()
 
+    def on_sync(ok: bool, message: str) -> None:
+        seen["syncs"].append((ok, message))
+        seen["synced"].set()
+
     done = anyio.Event()
 
     async def serve() -> None:
-        await run_service(config, settings, on_ready=on_ready, stop=stop, handle_signals=False, on_refresh=on_refresh)
+        observer = ServiceObserver(ready=on_ready, refreshed=on_refresh, synced=on_sync)
+        await run_service(config, settings, observer=observer, stop=stop, handle_signals=False)
         done.set()
 
     settings = ServiceOptions(**{"port": 0, "sync": False, **options})
@@ -156,15 +171,21 @@ async def _first_lines(process: anyio.abc.Process, count: int) -> list[str]:
     return buffer.decode().splitlines()
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "ctrl-c"])
-async def test_the_serve_command_stops_cleanly_on_a_signal(config: Config, signum: signal.Signals) -> None:
+@pytest.mark.parametrize(
+    "signals",
+    [(signal.SIGTERM,), (signal.SIGINT,), (signal.SIGTERM, signal.SIGTERM), (signal.SIGINT, signal.SIGINT)],
+    ids=["sigterm", "ctrl-c", "sigterm-twice-as-timeout-sends-it", "ctrl-c-twice"],
+)
+async def test_the_serve_command_stops_cleanly_on_a_signal(config: Config, signals: tuple[signal.Signals, ...]) -> None:
     command = [sys.executable, "-m", "anamnesis", "serve", "--port", "0"]
     async with await anyio.open_process(command, env=_env()) as process:
         lines = await _first_lines(process, 2)
         url = lines[0].split(" at ", 1)[1].split("/ ", 1)[0]
         assert lines[1].startswith("sync: off: no hub configured")
         assert (await Client().get(url + "/"))[0] == 200
-        process.send_signal(signum)
+        for signum in signals:
+            with contextlib.suppress(ProcessLookupError):  # the second may come after it is gone
+                process.send_signal(signum)
         with anyio.fail_after(BOUND):
             code = await process.wait()
         assert code == 0
@@ -196,19 +217,18 @@ async def test_the_index_follows_note_files_changed_by_hand(config: Config) -> N
         assert json.loads(body)["service"]["last_refresh_message"] == "1 added, 0 updated, 0 removed"
 
 
-async def test_the_sync_loop_runs_only_with_a_hub_and_a_sync_engine(config: Config) -> None:
-    function, note = sync_plan(config, service_options(config))
-    assert function is None
-    assert note.startswith("off: no hub configured")
+async def test_the_sync_loop_says_what_it_does_and_waits_for_a_hub(config: Config) -> None:
     assert sync_plan(config, service_options(config, sync=False)) == (None, "off (started with --no-sync)")
+    function, note = sync_plan(config, service_options(config))
+    assert callable(function)  # the sync engine is installed; with no hub it waits for one
+    assert note == "off: no hub configured (anamnesis peer add NAME ssh://user@host/path)"
     with_hub = load_config(config.home, {"ANAMNESIS_GIT_REMOTE": "ssh://me@hub/srv/anamnesis.git"})
-    function, note = sync_plan(with_hub, service_options(with_hub))
-    if function is None:  # the sync engine is another part of the project, installed or not
-        assert note == "off: this installation has no sync engine"
-    else:
-        assert note == "every 5 min with ssh://me@hub/srv/anamnesis.git"
-    async with running_service(config, sync=True) as (info, _):
+    assert sync_plan(with_hub, service_options(with_hub))[1] == "every 5 min with ssh://me@hub/srv/anamnesis.git"
+    async with running_service(config, sync=True) as (info, seen):
         assert info.sync_note.startswith("off: no hub configured")
+        _, body = await Client().get(info.url + "/health", {"Accept": "application/json"})
+        assert json.loads(body)["service"]["sync_enabled"] is False
+        assert seen["syncs"] == []
 
 
 async def test_options_come_from_the_command_line_over_config(config: Config) -> None:
@@ -236,6 +256,13 @@ async def test_beyond_loopback_a_token_is_created_once_and_kept_in_config(config
     assert config.layout.config_path.stat().st_mode & 0o777 == 0o600
     with pytest.raises(ConfigError, match="needs an access token"):
         await run_service(config, ServiceOptions(host="192.0.2.1", port=0), handle_signals=False)
+
+
+async def test_the_cookie_key_is_kept_so_open_forms_survive_a_restart(config: Config) -> None:
+    key = cookie_key(config.layout)
+    assert len(key) == 32
+    assert cookie_key(config.layout) == key
+    assert (config.layout.state_dir / "dashboard.key").stat().st_mode & 0o777 == 0o600
 
 
 def _outside_address() -> str | None:
@@ -370,3 +397,43 @@ def test_the_files_in_deploy_are_what_service_install_writes() -> None:
     tricky = systemd_unit(["/opt/my apps/bin/anamnesis"], {"PATH": '/a"b:$HOME:100%'})
     assert 'ExecStart="/opt/my apps/bin/anamnesis" "serve"' in tricky
     assert 'Environment="PATH=/a\\"b:$$HOME:100%%"' in tricky
+
+
+async def test_the_service_syncs_with_the_hub_and_the_dashboard_shows_the_fleet(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.hubserver import make_machine, running_hub
+
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    async with running_hub(tmp_path / "hubroot") as hub:
+        laptop = await make_machine(tmp_path, "laptop", hub)
+        desktop = await make_machine(tmp_path, "desktop", hub)
+        await laptop.write("Written on the laptop", "The desktop's service pulls this in its first cycle.")
+        assert (await laptop.sync()).ok
+        async with running_service(desktop.config, sync=True) as (info, seen):
+            assert info.sync_note == f"every 5 min with {hub.url()}"
+            with anyio.fail_after(BOUND):
+                await seen["synced"].wait()
+            assert seen["syncs"][0][0] is True, seen["syncs"]
+            client = Client()
+            _, body = await client.get(info.url + "/search?q=laptop", {"Accept": "application/json"})
+            assert [hit["title"] for hit in json.loads(body)["hits"]] == ["Written on the laptop"]
+            _, body = await client.get(info.url + "/fleet", {"Accept": "application/json"})
+            fleet = {m["machine"]: m for m in json.loads(body)["machines"]}
+            assert set(fleet) == {"laptop", "desktop"}
+            assert fleet["desktop"]["this_machine"] is True
+            # "Sync now" on the health page runs another cycle at once.
+            await laptop.write("A second laptop note", "Fetched when the user presses Sync now.")
+            assert (await laptop.sync()).ok
+            seen["synced"] = anyio.Event()
+            _, body = await client.get(info.url + "/health", {"Accept": "application/json"})
+            health = json.loads(body)
+            assert health["service"]["sync_enabled"] is True
+            status, _ = await client.post_json(
+                info.url + "/health/sync", {}, {"Origin": info.url, "X-CSRF-Token": health["csrf_token"]}
+            )
+            assert status == 202
+            with anyio.fail_after(BOUND):
+                await seen["synced"].wait()
+            _, body = await client.get(info.url + "/search?q=second+laptop+note", {"Accept": "application/json"})
+            assert json.loads(body)["hits"][0]["title"] == "A second laptop note"

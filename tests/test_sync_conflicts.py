@@ -58,8 +58,12 @@ async def hub_history(hub: Hub) -> bytes:
 async def test_edits_to_different_parts_of_one_note_merge_on_both_machines(pair: tuple[Machine, Machine, Note]) -> None:
     laptop, desktop, shared = pair
     await edit(laptop, shared, BODY.replace("Tag the commit.", "Tag the commit (signed)."))
-    await edit(desktop, shared, BODY.replace("Publish to the index.", "Publish to the index, then announce."),
-               tags=("release", "ci"))
+    await edit(
+        desktop,
+        shared,
+        BODY.replace("Publish to the index.", "Publish to the index, then announce."),
+        tags=("release", "ci"),
+    )
     await laptop.sync()
     report = await desktop.sync()
     assert report.conflicts == []

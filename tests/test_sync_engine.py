@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,8 +16,9 @@ from anamnesis.memory import open_memory
 from anamnesis.search import SearchFilters
 from anamnesis.sync import fleet_status, run_sync
 from anamnesis.sync.engine import SyncReport
+from anamnesis.sync.hostkeys import add_known_host, host_pattern
 from anamnesis.sync.peers import Peer, save_peer
-from tests.hubserver import Hub, Machine, make_machine, running_hub
+from tests.hubserver import Hub, Machine, make_machine, public_line, running_hub
 
 pytestmark = pytest.mark.anyio
 SECRET = "ghp_R8x2Lq9ZtV4mN7pK1sW3yB6cD0fH5jE2aG8u"
@@ -65,6 +68,25 @@ async def test_the_bridge_process_syncs_when_the_connection_is_not_shared(tmp_pa
     assert (await laptop.sync()).pushed
     await desktop.sync()
     assert await found(desktop, "bridge mode") == ["Bridge mode"]
+
+
+async def test_the_users_ssh_config_alias_and_identity_file_are_honoured(
+    tmp_path: Path, hub: Hub, isolated_env: Path
+) -> None:
+    laptop = await make_machine(tmp_path, "laptop", hub, url=f"ssh://myhub{hub.root}/memory.git")
+    ssh_dir = isolated_env / ".ssh"
+    ssh_dir.mkdir(mode=0o700)
+    key = laptop.home / "ssh" / "id_ed25519"
+    key.rename(ssh_dir / "hub_key")  # only ~/.ssh/config says where the key is
+    (ssh_dir / "config").write_text(
+        f"Host myhub\n  HostName 127.0.0.1\n  Port {hub.port}\n  IdentityFile {ssh_dir / 'hub_key'}\n"
+        "  IdentitiesOnly yes\n"
+    )
+    (ssh_dir / "known_hosts").write_text(f"[127.0.0.1]:{hub.port} {public_line(hub.host_key)}\n")
+    (laptop.home / "known_hosts").unlink()  # trusted through the user's own known_hosts
+    laptop.set_sync(ssh_config=None)
+    await laptop.write("Via an alias", "Host myhub in ~/.ssh/config")
+    assert (await laptop.sync()).pushed
 
 
 async def test_an_idle_cycle_commits_nothing_and_pushes_nothing(tmp_path: Path, hub: Hub) -> None:
@@ -134,6 +156,18 @@ async def test_every_machine_publishes_its_fleet_file_and_reads_the_fleet(tmp_pa
     assert {m["machine"] for m in shown["machines"]} == {"laptop", "desktop"}
 
 
+async def test_a_git_lock_left_by_a_killed_git_is_recovered(tmp_path: Path, hub: Hub) -> None:
+    laptop = await make_machine(tmp_path, "laptop", hub)
+    await laptop.write("Before a crash", "then git was killed while holding its index lock")
+    stale = laptop.memory_dir / ".git" / "index.lock"
+    stale.write_text("")
+    os.utime(stale, (time.time() - 600, time.time() - 600))
+    report = await laptop.sync()
+    assert report.recovered_locks == [".git/index.lock"]
+    assert report.pushed
+    assert not stale.exists()
+
+
 async def test_no_hub_configured_says_how_to_add_one(tmp_path: Path) -> None:
     lonely = await make_machine(tmp_path, "lonely", None)
     with pytest.raises(SyncError, match=r"no hub configured; add one with `anamnesis peer add NAME ssh://"):
@@ -163,10 +197,9 @@ async def test_a_second_hub_receives_everything_too(tmp_path: Path, hub: Hub) ->
     async with running_hub(tmp_path / "backup-root") as backup:
         laptop = await make_machine(tmp_path, "laptop", hub)
         backup.authorize(laptop.key)
-        from anamnesis.sync.hostkeys import add_known_host, host_pattern
-        from tests.hubserver import public_line
-
-        add_known_host(laptop.home / "known_hosts", host_pattern("127.0.0.1", backup.port), public_line(backup.host_key))
+        add_known_host(
+            laptop.home / "known_hosts", host_pattern("127.0.0.1", backup.port), public_line(backup.host_key)
+        )
         save_peer(laptop.home / "config.json", Peer(name="backup", url=backup.url()))
         await laptop.write("Two hubs", "Both get it.")
         report = await laptop.sync()

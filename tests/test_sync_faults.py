@@ -6,6 +6,7 @@ nothing duplicated."""
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import pytest
 from anamnesis.errors import BusyError, HostKeyError, PeerUnreachableError, SyncError
 from anamnesis.sync import add_peer, fleet_status
 from anamnesis.sync.engine import SyncReport
+from anamnesis.sync.peers import Peer, save_peer
 from tests.hubserver import FaultProxy, Hub, Machine, make_machine, running_hub
 
 pytestmark = pytest.mark.anyio
@@ -37,11 +39,11 @@ async def proxy(hub: Hub) -> AsyncIterator[FaultProxy]:
 
 
 async def write_bulky_notes(machine: Machine, count: int = 5) -> set[str]:
-    """Notes big enough (≈50 KB each, poorly compressible) that a push or fetch takes many packets."""
+    """Notes big enough (≈60 KB each, ≈26 KB compressed) that a push or fetch takes many packets."""
     rng = random.Random(machine.name)
     titles = set()
     for i in range(count):
-        body = " ".join(rng.choice(WORDS) + str(rng.randrange(1000)) for _ in range(7000))
+        body = " ".join(rng.choice(WORDS) + str(rng.randrange(10**6)) for _ in range(5500))
         titles.add((await machine.write(f"Bulky {machine.name} {i}", body)).title)
     return titles
 
@@ -51,8 +53,9 @@ def titles(machine: Machine) -> list[str]:
 
 
 async def hub_main(hub: Hub) -> str | None:
-    result = await anyio.run_process(["git", "--git-dir", str(hub.repo()), "rev-parse", "-q", "--verify", "main"],
-                                     check=False)
+    result = await anyio.run_process(
+        ["git", "--git-dir", str(hub.repo()), "rev-parse", "-q", "--verify", "main"], check=False
+    )
     return result.stdout.decode().strip() or None
 
 
@@ -62,8 +65,8 @@ async def test_a_connection_cut_mid_push_changes_nothing_and_the_next_cycle_push
     laptop = await make_machine(tmp_path, "laptop", hub, url=hub.url(port=proxy.port))
     desktop = await make_machine(tmp_path, "desktop", hub)
     written = await write_bulky_notes(laptop)
-    proxy.cut_after_c2s = 60_000  # past the handshake and the fetch, inside the pack
-    with pytest.raises(PeerUnreachableError, match="connection to the hub hub was lost during the push"):
+    proxy.cut_after_c2s = 30_000  # past the handshake and the fetch, inside the pack
+    with pytest.raises(PeerUnreachableError, match="connection to the hub 'hub' was lost during the push"):
         await laptop.sync()
     assert proxy.cuts == 1
     assert await hub_main(hub) is None  # all or nothing: the hub has no half of it
@@ -89,12 +92,11 @@ async def test_a_connection_cut_mid_fetch_fails_the_cycle_and_the_next_one_compl
     written = await write_bulky_notes(laptop)
     await laptop.sync()
     mine = await desktop.write("Desktop's own note", "written while the hub was out of reach")
-    proxy.cut_after_s2c = 60_000
+    proxy.cut_after_s2c = 30_000
     with pytest.raises(PeerUnreachableError, match="lost during the fetch"):
         await desktop.sync()
-    assert "Desktop's own note" in await desktop.git("log", "-1", "--format=%s", "--", f"semantic/{mine.id}.md") or (
-        await desktop.git("status", "--porcelain") == ""
-    )
+    assert await desktop.git("status", "--porcelain") == ""  # committed here, waiting for the hub
+    assert await desktop.git("log", "--format=%an", "--", f"semantic/{mine.id}.md") == "desktop"
     proxy.cut_after_s2c = None
     await desktop.sync()
     await laptop.sync()
@@ -111,7 +113,7 @@ async def test_a_hub_that_stops_answering_mid_fetch_is_given_up_on_by_keepalive(
     desktop.set_sync(keepalive_interval=0.5, keepalive_count=2)
     await write_bulky_notes(laptop, 3)
     await laptop.sync()
-    proxy.freeze_after_s2c = 60_000
+    proxy.freeze_after_s2c = 30_000
     with pytest.raises(PeerUnreachableError, match="lost during the fetch"):
         await desktop.sync()
     assert proxy.tripped.is_set()
@@ -137,17 +139,14 @@ async def test_a_hub_that_is_down_fails_fast_and_the_note_is_committed_here(tmp_
 async def test_a_hub_that_accepts_but_never_speaks_times_out(tmp_path: Path) -> None:
     listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
     port = listener.extra(anyio.abc.SocketAttribute.local_port)
-    held: list[anyio.abc.SocketStream] = []
 
     async def hold(stream: anyio.abc.SocketStream) -> None:
-        held.append(stream)
-        await anyio.sleep_forever()
+        async with stream:
+            await anyio.sleep_forever()
 
     async with listener, anyio.create_task_group() as group:
         group.start_soon(listener.serve, hold)
         silent = await make_machine(tmp_path, "laptop", None)
-        from anamnesis.sync.peers import Peer, save_peer
-
         save_peer(silent.home / "config.json", Peer("hub", f"ssh://127.0.0.1:{port}/srv/memory.git"))
         silent.set_sync(connect_timeout=0.5)
         with pytest.raises(PeerUnreachableError, match="timed out"):
@@ -162,7 +161,7 @@ async def test_a_changed_host_key_is_refused_until_the_new_fingerprint_is_confir
     await hub.stop()
     hub.host_key = asyncssh.generate_private_key("ssh-ed25519")  # the hub was reinstalled
     await hub.start()
-    with pytest.raises(HostKeyError, match=f"CHANGED: it now presents ssh-ed25519 {hub.fingerprint}"):
+    with pytest.raises(HostKeyError, match=re.escape(f"CHANGED: it now presents ssh-ed25519 {hub.fingerprint}")):
         await laptop.sync()
     with pytest.raises(HostKeyError, match="CHANGED"):
         await add_peer(laptop.config, "hub", hub.url(), confirm=None)
@@ -183,13 +182,11 @@ async def test_an_unknown_host_key_is_never_trusted_silently(tmp_path: Path, hub
 
 async def test_a_client_key_the_hub_does_not_know_is_refused_with_the_fix(tmp_path: Path, hub: Hub) -> None:
     laptop = await make_machine(tmp_path, "laptop", hub, authorize=False)
-    with pytest.raises(SyncError, match="refused this machine's SSH keys.*authorized_keys"):
+    with pytest.raises(SyncError, match=r"refused this machine's SSH keys.*authorized_keys"):
         await laptop.sync()
 
 
-async def test_four_syncs_at_once_on_one_machine_lose_nothing_and_leave_nothing_stuck(
-    tmp_path: Path, hub: Hub
-) -> None:
+async def test_four_syncs_at_once_on_one_machine_lose_nothing_and_leave_nothing_stuck(tmp_path: Path, hub: Hub) -> None:
     laptop = await make_machine(tmp_path, "laptop", hub)
     desktop = await make_machine(tmp_path, "desktop", hub)
     laptop.set_sync(lock_wait=0.05)  # a waiting caller soon says a sync is running

@@ -13,7 +13,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from anamnesis.errors import SyncError
+from anamnesis.errors import GitError, SyncError
 from anamnesis.notes import Note, parse_note, render_note
 from anamnesis.sync.gate import plan_push
 from anamnesis.sync.merge import integrate
@@ -26,8 +26,16 @@ NOTE_ID = "01JD3W6Q2M8Z4T9K7B5X0R1C2V"
 
 
 def note(body: str, *, updated_at: str = "2026-11-20T10:00:00Z", note_id: str = NOTE_ID, machine: str = "x") -> Note:
-    return Note(id=note_id, type="semantic", title="Release process", body=body, machine_id=machine,
-                created_at="2026-11-20T10:00:00Z", updated_at=updated_at, tags=("release",))
+    return Note(
+        id=note_id,
+        type="semantic",
+        title="Release process",
+        body=body,
+        machine_id=machine,
+        created_at="2026-11-20T10:00:00Z",
+        updated_at=updated_at,
+        tags=("release",),
+    )
 
 
 class Clone:
@@ -92,12 +100,20 @@ async def test_a_machine_behind_the_hub_fast_forwards(clones: tuple[Clone, Clone
 
 async def test_same_line_edited_on_both_machines_keeps_both_versions(clones: tuple[Clone, Clone]) -> None:
     laptop, desktop = clones
-    laptop.write(note("Tag, then build, then publish (laptop).\n\nAsk Ann before a major release.",
-                      updated_at="2026-11-21T10:00:00Z"))
+    laptop.write(
+        note(
+            "Tag, then build, then publish (laptop).\n\nAsk Ann before a major release.",
+            updated_at="2026-11-21T10:00:00Z",
+        )
+    )
     await laptop.commit()
     await laptop.push()
-    desktop.write(note("Tag, then build, then publish (desktop).\n\nAsk Ann before a major release.",
-                       updated_at="2026-11-22T10:00:00Z"))
+    desktop.write(
+        note(
+            "Tag, then build, then publish (desktop).\n\nAsk Ann before a major release.",
+            updated_at="2026-11-22T10:00:00Z",
+        )
+    )
     await desktop.commit()
     await desktop.fetch()
     outcome = await integrate(desktop.repo, "refs/remotes/hub/main", "desktop", "hub")
@@ -161,8 +177,9 @@ async def test_the_same_new_note_written_twice_is_kept_twice(clones: tuple[Clone
     assert bodies == ["Imported on the desktop.", "Imported on the laptop."]
 
 
-async def test_a_machine_with_its_own_history_joins_and_keeps_its_notes(tmp_path: Path,
-                                                                         clones: tuple[Clone, Clone]) -> None:
+async def test_a_machine_with_its_own_history_joins_and_keeps_its_notes(
+    tmp_path: Path, clones: tuple[Clone, Clone]
+) -> None:
     laptop, _ = clones
     newcomer = await Clone(tmp_path, "newcomer", laptop.hub).init()
     newcomer.write(note("Written before joining.", note_id="01JD3W6Q2M8Z4T9K7B5X0R1C2X"))
@@ -214,6 +231,31 @@ async def test_a_note_with_a_secret_is_withheld_and_its_history_never_pushed(clo
     await desktop.fetch()
     await integrate(desktop.repo, "refs/remotes/hub/main", "desktop", "hub")
     assert desktop.notes()[f"{leaky}.md"].body == "CI token lives in the password manager."
+
+
+async def test_a_file_saved_by_hand_in_the_way_of_a_merge_is_never_overwritten(clones: tuple[Clone, Clone]) -> None:
+    laptop, desktop = clones
+    laptop.write(note("Laptop's version.", updated_at="2026-11-21T10:00:00Z"))
+    await laptop.commit()
+    await laptop.push()
+    desktop.write(note("Saved by an editor, not committed yet.", updated_at="2026-11-22T10:00:00Z"))
+    await desktop.fetch()
+    with pytest.raises(GitError, match="would be overwritten"):
+        await integrate(desktop.repo, "refs/remotes/hub/main", "desktop", "hub")
+    assert desktop.notes()[f"{NOTE_ID}.md"].body == "Saved by an editor, not committed yet."
+    await desktop.commit()  # what the engine does next, then merges again
+    outcome = await integrate(desktop.repo, "refs/remotes/hub/main", "desktop", "hub")
+    assert len(outcome.conflicts) == 1
+    assert {n.body for n in desktop.notes().values()} >= {"Laptop's version.", "Saved by an editor, not committed yet."}
+
+
+async def test_conflict_markers_from_a_merge_run_by_hand_never_reach_the_hub(clones: tuple[Clone, Clone]) -> None:
+    laptop, _ = clones
+    laptop.write(note("<<<<<<< HEAD\nTag first.\n=======\nBuild first.\n>>>>>>> other\n"))
+    await laptop.commit()
+    plan = await plan_push(laptop.repo, await laptop.repo.rev("refs/remotes/hub/main"), "laptop")
+    assert [w.kinds for w in plan.withheld] == [("unresolved-conflict-markers",)]
+    assert plan.rev is None  # the only change is the one held back
 
 
 async def test_stale_git_locks_are_removed_and_fresh_ones_kept(clones: tuple[Clone, Clone]) -> None:

@@ -12,13 +12,10 @@ last 40 % (the ask and the outcome). The reply is redacted again before it becom
 
 from __future__ import annotations
 
-import http.client
 import ipaddress
 import json
 import logging
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -187,6 +184,12 @@ async def summarize(settings: ReflectionSettings, transcript: str, context: str 
 
 def _post(url: str, body: bytes, api_key: str | None, timeout: float) -> bytes | None:
     """POST `body` and return the response body, or None (logged) on any transport failure."""
+    # Imported here: `urllib.request` pulls in `http.client` and `email` (~0.1 s), which the
+    # hooks that import this package never need.
+    import http.client
+    import urllib.error
+    import urllib.request
+
     headers = {"Content-Type": "application/json", "Accept": "application/json", "User-Agent": "anamnesis"}
     if api_key:
         headers["Authorization"] = f"Bearer {api_key}"

@@ -25,6 +25,7 @@ MARKER_PREFIX = "[REDACTED:"
 # this far past the cap, to a line break, before it redacts and cuts.
 _CLIP_MARGIN = 512
 _NOT_MARKER = r"(?!\[REDACTED:)"
+_MARKER_END_RE = re.compile(r"\[REDACTED:[a-z-]{1,40}\]\Z")
 
 Judge = Callable[[re.Match[str]], str | None]
 
@@ -140,6 +141,29 @@ def _judge_cli_flag(match: re.Match[str]) -> str | None:
     return secret_name_kind(match.group("flag")) or "password"
 
 
+_PROSE_WORDS = {
+    **dict.fromkeys(("password", "passphrase", "passwd", "passcode", "pwd", "pin"), "password"),
+    **dict.fromkeys(("secret", "key", "apikey"), "secret"),
+    "token": "token",
+}
+
+
+def _judge_prose(match: re.Match[str]) -> str | None:
+    """Accept `<name> is <value>` when the name is a secret's and the value looks like one."""
+    text, end = match.string, match.start()
+    start = end
+    while start > 0 and end - start <= 40 and (text[start - 1].isalnum() or text[start - 1] in "_-"):
+        start -= 1
+    name = text[start:end]
+    kind = _PROSE_WORDS.get(name.lower()) or secret_name_kind(name)
+    value = match.group("secret")
+    if kind is None or _is_placeholder(value):
+        return None
+    if not (_looks_random(value) or (value.isdigit() and len(value) >= 8)):
+        return None  # "the password is required", "the key is to cache"
+    return kind
+
+
 _CONTEXT_RULES: tuple[_Rule, ...] = (
     _Rule(
         "url-password",  # scheme://user:password@host: the user and the host stay
@@ -167,6 +191,17 @@ _CONTEXT_RULES: tuple[_Rule, ...] = (
         re.compile(r"(?:[Bb]earer|BEARER)\s+" + _NOT_MARKER + r"(?P<secret>[A-Za-z0-9._~+/=-]{16,}+)"),
         ("bearer",),
         _judge_bearer,
+    ),
+    _Rule(
+        "secret",  # "the staging password is hunter2-Xy9q": said, not assigned; the word is read back
+        re.compile(
+            r"[ \t](?:is|was|are|IS|WAS|(?:is[ \t]+)?(?:now[ \t]+)?(?:set|changed)[ \t]+to)[ \t]+[\"'`\u201c]?"
+            + _NOT_MARKER
+            + r"(?P<secret>[^\s\"'`\u201d]{5,199}[^\s\"'`\u201d.,;:!?)])"
+        ),
+        ("pass", "pwd", "pin", "secret", "token", "key"),
+        _judge_prose,
+        glue=None,
     ),
     _Rule(
         "password",
@@ -411,6 +446,8 @@ def _glued(text: str, start: int, glue: str | None) -> bool:
     before = text[start - 1]
     if before in "nrt" and start >= 2 and text[start - 2] == "\\":
         return False  # JSON- or shell-escaped text: `\\nghp_…` starts a new line
+    if before == "]" and _MARKER_END_RE.search(text, max(0, start - 64), start):
+        return True  # a marker stands for a word: what was glued to that word still is
     return before.isalnum() or before in glue
 
 

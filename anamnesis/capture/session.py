@@ -2,12 +2,16 @@
 
 Hooks call this at PreCompact, PostCompact and SessionEnd, and a detached `anamnesis capture`
 may call it again with a model. Each call reads only what the transcript gained since the last
-one: a cursor file per session under `state/sessions/` holds the byte offset, the digest so far
-and what was last written. The note's id is derived from the session (its first timestamp and
-a hash of its id), so every call, and a call after the cursor was lost, updates the same note.
+one: a cursor file per session (`<cursor_dir>/sessions/<session id>.json`) holds the byte offset,
+the digest so far and what was last written. The note's id is derived from the session (its
+first timestamp and a hash of its id), so every call, even one after the cursor was lost,
+updates the same note.
 
-A note edited by hand since capture wrote it is left alone; a note a model wrote is not replaced
-by the heuristic unless the session went on; a session too trivial to keep leaves no note.
+The heuristic note is written first, under a per-session lock; the model, when configured, is
+asked afterwards without the lock (a hook must never wait on the network), and its answer
+replaces the note, or retracts it when the model judges the session not worth one, only if the
+session did not go on meanwhile. A note edited by hand is left alone; a session too trivial to
+keep leaves no note.
 """
 
 from __future__ import annotations
@@ -57,7 +61,7 @@ class CaptureState:
     transcript: TranscriptCursor = field(default_factory=TranscriptCursor)
     note_id: str | None = None
     written_sha: str | None = None  # title and body as last written, to notice hand edits
-    written_by: str | None = None  # "heuristic" or "model"
+    written_by: str | None = None  # "heuristic", "model", or "human" once edited by hand
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -119,6 +123,15 @@ def cursor_path(cursor_dir: Path, session_id: str) -> Path:
     return cursor_dir / CURSOR_SUBDIR / f"{key}.json"
 
 
+def read_offset(cursor_dir: Path, session_id: str) -> int:
+    """How many bytes of the session's transcript earlier captures have read (0 if none).
+
+    For a hook deciding whether the rest can be read within its budget; blocking, but one
+    small file.
+    """
+    return _load_state(cursor_path(cursor_dir, session_id), prune=False).transcript.offset
+
+
 async def capture_session(
     memory: Memory,
     transcript_path: str | os.PathLike[str] | None,
@@ -143,31 +156,59 @@ async def capture_session(
     if not session_id.strip():
         raise NoteValidationError("prov_session", "a session id is required to capture a session")
     path = cursor_path(cursor_dir, session_id)
-    async with file_lock(path.with_suffix(".lock"), lock_timeout, "this session's capture"):
-        state = await anyio.to_thread.run_sync(_load_state, path)
-        cursor = state.transcript
+    lock = path.with_suffix(".lock")
+    async with file_lock(lock, lock_timeout, "this session's capture"):
+        old = await anyio.to_thread.run_sync(_load_state, path)
+        cursor = old.transcript
         if transcript_path is not None:
             cursor = (await anyio.to_thread.run_sync(read_transcript, transcript_path, cursor)).cursor
         digest = cursor.digest.with_compact_summary(compact_summary) if compact_summary else cursor.digest
-        grew = digest != state.transcript.digest
-        old_state, state = state, replace(state, transcript=replace(cursor, digest=digest))
-        use_model = llm is not None and llm.configured and transcript_path is not None
+        grew = digest != old.transcript.digest
+        state = replace(old, transcript=replace(cursor, digest=digest))
         note: Note | None = None
-        if old_state.note_id and not grew and (old_state.written_by in ("model", "human") or not use_model):
-            note = await _existing(memory, old_state.note_id)  # nothing new since it was written
-        else:
-            model = await _model_summary(llm, transcript_path, digest, cwd_project) if use_model else None
-            if model is not None and model.skip:
-                logger.info("the model judged session %s not worth a note", session_id)
-            elif model is not None or not is_trivial(digest):
-                project = cwd_project or await _project_of(digest.cwd)
-                note_id = state.note_id or session_note_id(session_id, digest.started_at or _now_stamp())
-                summary = Summary(model.title, _with_facts(model.body, digest)) if model else heuristic_summary(digest)
-                note, state = await _write(memory, state, note_id, summary, project, source, session_id, model)
+        if old.note_id and not grew:
+            note = await _existing(memory, old.note_id)  # nothing new since it was written
+        elif not is_trivial(digest):
+            project = cwd_project or await _project_of(digest.cwd)
+            note_id = state.note_id or session_note_id(session_id, digest.started_at or _now_stamp())
+            note, state = await _write(memory, state, note_id, heuristic_summary(digest), project, source, session_id)
         # Saved only once the note is: after a failure the next call reads the same lines again.
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(_save_state, path, state)
+
+    if llm is None or not llm.configured or transcript_path is None or note is None:
         return note
+    if state.written_by in ("model", "human"):
+        return note  # the model already summarized all there is, or the user took the note over
+    # The model is slow and may not answer: ask it without holding the lock, so that a hook
+    # capturing this session meanwhile never waits on the network.
+    model = await _model_summary(llm, transcript_path, digest, note.project)
+    if model is None:
+        return note  # any failure: the heuristic note stands
+    async with file_lock(lock, lock_timeout, "this session's capture"):
+        state = await anyio.to_thread.run_sync(_load_state, path)
+        if state.transcript.digest != digest or state.note_id != note.id or state.written_by != "heuristic":
+            return note  # the session went on meanwhile (a later capture summarizes it) or was edited
+        if model.skip:
+            logger.info("the model judged session %s not worth a note", session_id)
+            result, state = await _retract(memory, state, note)
+        else:
+            summary = Summary(model.title, _with_facts(model.body, digest))
+            result, state = await _write(memory, state, note.id, summary, note.project, source, session_id, model)
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(_save_state, path, state)
+    return result
+
+
+async def _retract(memory: Memory, state: CaptureState, note: Note) -> tuple[Note | None, CaptureState]:
+    """Delete the heuristic note of a session the model judged trivial, unless edited by hand."""
+    current = await _existing(memory, note.id)
+    if current is not None and _content_sha(current.title, current.body) != state.written_sha:
+        return current, replace(state, written_by="human", written_sha=_content_sha(current.title, current.body))
+    if current is not None:
+        await memory.delete(note.id)
+    # Marked as the model's doing, so that a capture with nothing new does not bring it back.
+    return None, replace(state, written_by="model", written_sha=None)
 
 
 async def _write(
@@ -178,7 +219,7 @@ async def _write(
     project: str,
     source: str,
     session_id: str,
-    model: ModelSummary | None,
+    model: ModelSummary | None = None,
 ) -> tuple[Note | None, CaptureState]:
     existing = await _existing(memory, note_id)
     if existing is not None:
@@ -199,9 +240,7 @@ async def _write(
         prov_session=session_id,
         note_id=note_id,
     )
-    if existing is not None and _same_content(existing, draft):
-        return existing, replace(state, note_id=note_id)
-    note = await memory.write(draft)
+    note = existing if existing is not None and _same_content(existing, draft) else await memory.write(draft)
     written = replace(
         state,
         note_id=note.id,
@@ -269,12 +308,13 @@ def _now_stamp() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def _load_state(path: Path) -> CaptureState:
+def _load_state(path: Path, prune: bool = True) -> CaptureState:
     """The saved state, or a fresh one when there is none or it cannot be read."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        _prune(path.parent)
+        if prune:  # a new session: a good moment to forget very old ones
+            _prune(path.parent)
         return CaptureState()
     except (OSError, ValueError):
         logger.warning("unreadable capture cursor %s; reading the transcript from the start", path)

@@ -10,7 +10,6 @@ import os
 import sys
 from collections.abc import Sequence
 
-from anamnesis.cli.parser import build_parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -22,6 +21,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from anamnesis.hooks import run_hook
 
         return run_hook(arguments[1], sys.stdin, sys.stdout, os.environ)
+    from anamnesis.cli.parser import build_parser
+
     parser = build_parser()
     args = parser.parse_args(arguments)
     if getattr(args, "handler", None) is None:

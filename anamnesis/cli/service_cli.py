@@ -93,7 +93,7 @@ def register(sub: Any, command: CommandFactory) -> None:
 
 async def serve(config: Config, args: argparse.Namespace, io: IO) -> int:
     from anamnesis.dashboard.security import is_loopback
-    from anamnesis.service import ServiceInfo, ensure_token, run_service, service_options
+    from anamnesis.service import ServiceInfo, ServiceObserver, ensure_token, run_service, service_options
 
     logging.basicConfig(stream=io.err, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     options = service_options(config, args.host, args.port, sync=not args.no_sync)
@@ -113,7 +113,7 @@ async def serve(config: Config, args: argparse.Namespace, io: IO) -> int:
         io.out.write(f"sync: {info.sync_note}\n")
         io.out.flush()
 
-    await run_service(config, options, on_ready=ready)
+    await run_service(config, options, observer=ServiceObserver(ready=ready))
     io.out.write("Anamnesis service stopped.\n")
     return 0
 

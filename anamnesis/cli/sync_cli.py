@@ -125,15 +125,17 @@ def register(sub: Any, command: CommandFactory) -> None:
 async def peer_add(config: Config, args: argparse.Namespace, io: IO) -> int:
     from anamnesis.sync import add_peer
 
+    talk = io.err if args.json else io.out  # with --json, stdout carries only the JSON
+
     async def ask(probe: HostKeyProbe) -> bool:
-        io.out.write(f"The hub presents this {probe.algorithm} host key:\n    {probe.fingerprint}\n")
+        talk.write(f"The hub presents this {probe.algorithm} host key:\n    {probe.fingerprint}\n")
         if args.yes:
-            io.out.write("Trusting it (--yes).\n")
+            talk.write("Trusting it (--yes).\n")
             return True
-        io.out.write(
+        talk.write(
             "Compare it with `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` run on the hub.\nTrust this key? [y/N] "
         )
-        io.out.flush()
+        talk.flush()
         answer = await anyio.to_thread.run_sync(io.stdin.readline)
         return answer.strip().lower() in ("y", "yes")
 
@@ -239,7 +241,7 @@ async def sync_now(config: Config, io: IO) -> int:
         return 1
     io.out.write(f"Synced: {report.summary()}.\n")
     for withheld in report.withheld:
-        io.err.write(f"Not pushed: {withheld.describe()}. Remove the secret, then sync again.\n")
+        io.err.write(f"Not pushed: {withheld.describe()}.\n")
     return 0 if report.ok else 1
 
 
@@ -260,4 +262,4 @@ def _write_report(io: IO, report: SyncReport) -> None:
     for path in report.kept_edits:
         io.out.write(f"Kept the edited {path}: another machine had deleted it.\n")
     for withheld in report.withheld:
-        io.err.write(f"Not pushed: {withheld.describe()}. Remove the secret (edit the note), then sync again.\n")
+        io.err.write(f"Not pushed: {withheld.describe()}.\n")

@@ -27,7 +27,7 @@ MAX_REQUEST_BYTES = 1024 * 1024
 NAV = (
     ("browse.notes", "Notes"),
     ("browse.search", "Search"),
-    ("editing.new", "New"),
+    ("editing.new_form", "New"),
     ("fleet.fleet", "Fleet"),
     ("conflicts.conflicts", "Conflicts"),
     ("health.health", "Health"),

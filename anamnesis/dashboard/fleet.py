@@ -87,12 +87,13 @@ def _count(value: Any) -> int | None:
     return None
 
 
-async def _count_commits(git: GitRepo, spec: str) -> int | None:
-    result = await git.run("rev-list", "--count", spec, "--", check=False)
-    try:
-        return int(result.stdout.decode().strip()) if result.returncode == 0 else None
-    except ValueError:
-        return None
+async def _ahead_behind(git: GitRepo, head: str) -> tuple[int | None, int | None]:
+    """(commits `head` has that HEAD lacks, commits HEAD has that `head` lacks), in one git call."""
+    result = await git.run("rev-list", "--left-right", "--count", f"{head}...HEAD", "--", check=False)
+    parts = result.stdout.decode().split()
+    if result.returncode != 0 or len(parts) != 2 or not all(p.isdigit() for p in parts):
+        return None, None
+    return int(parts[0]), int(parts[1])
 
 
 async def machine_of(git: GitRepo, name: str, data: dict[str, Any], machine_id: str) -> Machine:
@@ -105,8 +106,7 @@ async def machine_of(git: GitRepo, name: str, data: dict[str, Any], machine_id: 
         shown = await git.run("log", "-1", "--format=%s%x1f%aI", f"{head}^{{commit}}", "--", check=False)
         if shown.returncode == 0 and shown.stdout.strip():
             subject, _, time = shown.stdout.decode("utf-8", errors="replace").strip().partition("\x1f")
-            behind = await _count_commits(git, f"{head}..HEAD")
-            ahead = await _count_commits(git, f"HEAD..{head}")
+            ahead, behind = await _ahead_behind(git, head)
             if behind == 0 and ahead == 0:
                 standing = "up to date with this machine"
             elif behind and not ahead:

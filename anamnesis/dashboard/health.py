@@ -6,6 +6,7 @@ with the file's path. Two buttons: reindex now, and sync now (when the service r
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -26,30 +27,53 @@ async def _file_size(path: anyio.Path) -> int | None:
         return None
 
 
+async def _gather(calls: dict[str, Callable[[], Awaitable[Any]]]) -> dict[str, Any]:
+    """Run independent lookups at once: three git processes and two queries overlap."""
+    results: dict[str, Any] = {}
+
+    async def run(name: str, call: Callable[[], Awaitable[Any]]) -> None:
+        results[name] = await call()
+
+    async with anyio.create_task_group() as tg:
+        for name, call in calls.items():
+            tg.start_soon(run, name, call)
+    return results
+
+
 @bp.get("/health")
 async def health() -> Response:
     state = dashboard()
     mem = memory()
-    status = await mem.status()
-    problems = await mem.index.problems()
+    await mem.ensure_fresh()
+    found = await _gather(
+        {
+            "counts": mem.index.counts,
+            "problems": mem.index.problems,
+            "head": mem.git.head,
+            "branch": mem.git.branch,
+            "dirty": mem.git.status_paths,
+            "size": lambda: _file_size(anyio.Path(state.config.layout.index_path)),
+        }
+    )
+    counts = found["counts"]
     service = state.status
     payload: dict[str, Any] = {
-        "home": status["home"],
-        "machine_id": status["machine_id"],
+        "home": str(state.config.home),
+        "machine_id": state.config.machine_id,
         "index": {
-            "path": status["index"],
-            "size_bytes": await _file_size(anyio.Path(status["index"])),
-            "notes": status["total"],
-            "superseded": status["superseded"],
-            "by_type": status["by_type"],
-            "by_scope": status["by_scope"],
-            "projects": len(status["by_project"]),
-            "problems": status["problems"],
-            "refreshed_at": status["refreshed_at"],
+            "path": str(state.config.layout.index_path),
+            "size_bytes": found["size"],
+            "notes": counts["total"],
+            "superseded": counts["superseded"],
+            "by_type": counts["by_type"],
+            "by_scope": counts["by_scope"],
+            "projects": len(counts["by_project"]),
+            "problems": counts["problems"],
+            "refreshed_at": counts["refreshed_at"],
         },
-        "problems": [asdict(p) for p in problems],
-        "git": status["git"],
-        "hub": status["hub"],
+        "problems": [asdict(p) for p in found["problems"]],
+        "git": {"head": found["head"], "branch": found["branch"], "uncommitted": len(found["dirty"])},
+        "hub": state.config.remote,
         "service": {
             "running": service.running,
             "sync_enabled": service.sync_enabled,

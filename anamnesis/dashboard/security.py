@@ -127,12 +127,12 @@ def _url_host(host: str) -> str:
 
 
 def host_allowed(settings: DashboardSettings, host_header: str | None) -> bool:
-    return bool(host_header) and host_header.strip().lower() in settings.allowed_hosts  # type: ignore[union-attr]
+    return host_header is not None and host_header.strip().lower() in settings.allowed_hosts
 
 
 def origin_allowed(host_header: str, origin: str | None) -> bool:
     """True when `origin` is exactly this server's origin (as the request's Host names it)."""
-    return bool(origin) and origin.strip().lower() == f"http://{host_header.strip().lower()}"  # type: ignore[union-attr]
+    return origin is not None and origin.strip().lower() == f"http://{host_header.strip().lower()}"
 
 
 def csrf_token(session: MutableMapping[str, Any]) -> str:

@@ -2,8 +2,9 @@
 
 What the adapters call (CLI, MCP, service, dashboard):
 
-- `run_sync(config)` → `SyncReport`: one cycle (see `engine`); `SyncError` and its kinds
-  (`PeerUnreachableError`, `HostKeyError`, `GitError`), or `BusyError` when a cycle is running;
+- `run_sync(config, memory=None)` → `SyncReport` (`.as_dict()`, `.summary()`): one cycle (see
+  `engine`); `SyncError` and its kinds (`PeerUnreachableError`, `HostKeyError`, `GitError`), or
+  `BusyError` when a cycle is running; `sync_memory(memory)` is the same as a dict;
 - `add_peer`, `remove_peer`, `list_peers`: the hubs this machine syncs with (see `peers`);
 - `fleet_status(config)` → `FleetStatus`: every machine's last sync and this machine's record.
 
@@ -22,7 +23,7 @@ import dataclasses
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 
@@ -57,13 +58,19 @@ __all__ = [
     "list_peers",
     "remove_peer",
     "run_sync",
+    "sync_memory",
 ]
 
 Confirm = Callable[["HostKeyProbe"], Awaitable[bool]]
 
 
 async def run_sync(config: Config, *, memory: Memory | None = None) -> SyncReport:
-    """One sync cycle with every configured hub. Pass `memory` when one is already open."""
+    """One sync cycle with every configured hub. Pass `memory` when one is already open.
+
+    The hubs are read from config.json again each time, so a long-lived process (the service,
+    an MCP server) follows `anamnesis peer add/remove` run in another terminal.
+    """
+    config = await anyio.to_thread.run_sync(current_config, config)
     peers = configured_peers(config)
     if not peers:
         raise SyncError(NO_HUB)
@@ -77,6 +84,19 @@ async def run_sync(config: Config, *, memory: Memory | None = None) -> SyncRepor
         if memory is None:
             memory = await stack.enter_async_context(open_memory(config))
         return await SyncEngine(memory, settings, link).run(peers)
+
+
+def current_config(config: Config) -> Config:
+    """`config` with config.json as it is on disk now; a `remote` from the environment still wins."""
+    raw = read_config_file(config.layout.config_path)
+    from_env = config.remote if config.remote != config.raw.get("remote") else None
+    remote = from_env or raw.get("remote") or None
+    return dataclasses.replace(config, raw=raw, remote=str(remote) if remote else None)
+
+
+async def sync_memory(memory: Memory) -> dict[str, Any]:
+    """`run_sync` on an open memory, as the JSON-ready dict an adapter shows (MCP's `memory_sync`)."""
+    return (await run_sync(memory.config, memory=memory)).as_dict()
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,8 +148,7 @@ async def add_peer(
     previous = {p.name: p for p in configured_peers(config)}.get(name)
     peer = Peer(name=name, url=hub.url, host_key=probe.fingerprint)
     await anyio.to_thread.run_sync(save_peer, config.layout.config_path, peer)
-    raw = await anyio.to_thread.run_sync(read_config_file, config.layout.config_path)
-    updated = dataclasses.replace(config, raw=raw, remote=raw.get("remote") or config.remote)
+    updated = await anyio.to_thread.run_sync(current_config, config)
     report: SyncReport | None = None
     error: AnamnesisError | None = None
     if first_sync:

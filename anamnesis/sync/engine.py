@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -32,7 +32,7 @@ from anamnesis.memory import GIT_LOCK_TIMEOUT, Memory
 from anamnesis.notes import NOTE_TYPES, utc_now
 from anamnesis.sync.fleet import FleetEntry, SyncState, fleet_rel_path, state_path, write_fleet_file
 from anamnesis.sync.gate import PushPlan, Withheld, plan_push
-from anamnesis.sync.merge import ConflictCopy, integrate
+from anamnesis.sync.merge import ConflictCopy, MergeOutcome, integrate
 from anamnesis.sync.peers import Peer, SyncSettings
 from anamnesis.sync.repo import SyncRepo
 
@@ -58,10 +58,15 @@ def _never_lost() -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class HubLink:
-    """What git needs to reach one hub during a cycle, and how to tell the link died."""
+    """What git needs to reach one hub during a cycle, and how to tell the link died.
+
+    `hub_main`, when the transport can answer it cheaply, says where the hub's main is (an
+    object id, "" when it has none, None when it cannot tell), so an idle cycle skips the fetch.
+    """
 
     env: Mapping[str, str]
     lost: Callable[[], str | None] = _never_lost
+    hub_main: Callable[[], Awaitable[str | None]] | None = None
 
 
 OpenLink = Callable[[Peer], AbstractAsyncContextManager[HubLink]]
@@ -229,7 +234,7 @@ class SyncEngine:
             report.hubs.append(result)
             try:
                 published = await self._sync_hub(peer, result, report, state, published)
-            except (SyncError, BusyError) as exc:
+            except AnamnesisError as exc:  # one hub's failure must not keep the others from syncing
                 result.error = str(exc)
                 failures.append(exc)
                 logger.warning("sync with %s failed: %s", peer.name, exc)
@@ -251,11 +256,10 @@ class SyncEngine:
         async with self.open_link(peer) as link:
             for attempt in range(1, self.settings.push_attempts + 1):
                 result.attempts = attempt
-                await self._fetch(peer, link)
+                await self._fetch(peer, link, remote_ref, may_skip=attempt == 1)
                 async with self._git_lock():
-                    await repo.commit_all(f"anamnesis: sync on {self.machine}")
                     before = await repo.rev("HEAD")
-                    merged = await integrate(repo, remote_ref, self.machine, peer.name)
+                    merged = await self._integrate(remote_ref, peer)
                     if merged.head is not None:
                         result.pulled += sum(is_note_path(p) for p in await repo.changed_paths(before, merged.head))
                     report.conflicts += merged.conflicts
@@ -274,11 +278,28 @@ class SyncEngine:
                     return published
                 await anyio.sleep(random.uniform(0.05, 0.4) * attempt)
         raise SyncError(
-            f"the hub {peer.name} kept changing during {self.settings.push_attempts} push attempts (other machines "
+            f"the hub '{peer.name}' kept changing during {self.settings.push_attempts} push attempts (other machines "
             "syncing at the same moment); nothing is lost and the next sync tries again"
         )
 
     # -- pieces ---------------------------------------------------------------------------------
+
+    async def _integrate(self, remote_ref: str, peer: Peer) -> MergeOutcome:
+        """Commit what is here, then integrate; again if a file was saved by hand in between.
+
+        Anamnesis's own writers wait for the git lock we hold, but an editor does not: if it
+        saves a note the merge touches after our commit, the fast-forward refuses to overwrite
+        it. Committing that edit and merging again keeps it.
+        """
+        for attempt in range(3):
+            await self.repo.commit_all(f"anamnesis: sync on {self.machine}")
+            try:
+                return await integrate(self.repo, remote_ref, self.machine, peer.name)
+            except GitError as exc:
+                if "would be overwritten" not in exc.stderr or attempt == 2:
+                    raise
+                logger.info("a note was saved during the merge; committing it and merging again")
+        raise AssertionError("unreachable")
 
     @asynccontextmanager
     async def _git_lock(self) -> AsyncIterator[None]:
@@ -328,11 +349,15 @@ class SyncEngine:
         )
         return int(rows[0][0]) if rows else 0
 
-    async def _fetch(self, peer: Peer, link: HubLink) -> None:
+    async def _fetch(self, peer: Peer, link: HubLink, remote_ref: str, *, may_skip: bool) -> None:
+        """Fetch the hub, unless it says its main is what we fetched last time (never after a lost race)."""
+        if may_skip and link.hub_main is not None:
+            seen = await link.hub_main()
+            if seen is not None and seen == (await self.repo.rev(remote_ref) or ""):
+                return
         argv = ["fetch", "--quiet", "--no-tags", "--prune", "--no-write-fetch-head", peer.name]
-        result = await self._network(
-            link, peer, "fetch", ["-c", "fetch.fsckObjects=true", *argv, f"+refs/heads/*:refs/remotes/{peer.name}/*"]
-        )
+        # The glob refspec also works on an empty hub, where refs/heads/main does not exist yet.
+        result = await self._network(link, peer, "fetch", [*argv, f"+refs/heads/*:refs/remotes/{peer.name}/*"])
         if result.returncode != 0:
             raise self._network_error(peer, link, "fetch", argv, result.returncode, _text(result.stderr))
 
@@ -351,8 +376,8 @@ class SyncEngine:
                     return False
                 reason = line.split("\t")[-1]
                 raise SyncError(
-                    f"the hub {peer.name} refused the push: {reason} {_remote_lines(err)}".strip()
-                    + ". Nothing was changed on the hub; check the hub's disk and git (peers/README.md)."
+                    f"the hub '{peer.name}' refused the push: {reason} {_remote_lines(err)}".strip()
+                    + ". Nothing was changed on the hub; check its disk space and hooks (peers/README.md)."
                 )
             if "[rejected]" in line:
                 return False
@@ -364,7 +389,7 @@ class SyncEngine:
         except GitError as exc:
             if exc.code == -1 and "timed out" in exc.stderr:
                 raise PeerUnreachableError(
-                    f"the hub {peer.name} did not finish the {what} within {self.settings.git_timeout:g} s; "
+                    f"the hub '{peer.name}' did not finish the {what} within {self.settings.git_timeout:g} s; "
                     "notes stay safe here and the next sync retries"
                 ) from exc
             raise
@@ -376,15 +401,22 @@ class SyncEngine:
         marked = [line.split(BRIDGE_MARK, 1)[1].strip() for line in stderr.splitlines() if BRIDGE_MARK in line]
         if "does not appear to be a git repository" in stderr:
             return SyncError(
-                f"the hub {peer.name} has no repository at {peer.hub.path}; run "
+                f"the hub '{peer.name}' has no repository at {peer.hub.path}; run "
                 f"`anamnesis peer add {peer.name} {peer.url}` to create it"
             )
+        if "command not found" in stderr or "git-upload-pack: not found" in stderr:
+            return SyncError(
+                f"the hub '{peer.name}' has no git-upload-pack on the account's PATH; install git there, or link "
+                "git-upload-pack and git-receive-pack into /usr/local/bin (peers/README.md)"
+            )
         if any(m.startswith("the host key") for m in marked):
-            return HostKeyError(marked[0])
+            return HostKeyError(next(m for m in marked if m.startswith("the host key")))
+        if any(m.startswith("cannot reach the hub") for m in marked):
+            return PeerUnreachableError(next(m for m in marked if m.startswith("cannot reach the hub")))
         if lost or any(sign in stderr for sign in _LOST_SIGNS):
             because = f" ({lost})" if lost and lost != "closed" else ""
             return PeerUnreachableError(
-                f"the connection to the hub {peer.name} was lost during the {what}{because}. A push is all or "
+                f"the connection to the hub '{peer.name}' was lost during the {what}{because}. A push is all or "
                 "nothing, so the hub is as it was; notes stay safe here and the next sync retries"
             )
         if marked:

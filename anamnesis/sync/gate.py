@@ -1,5 +1,8 @@
 """The last check before a push: no note that still holds a secret leaves this machine.
 
+(Nor one with the conflict markers a merge run by hand can leave: the sync never writes them,
+and this keeps them off the hub too.)
+
 Capture redacts secrets before it writes, but a note written by hand, by a model, or by an
 older release may still hold one. Before each push, every note blob the push would send is
 scanned with `find_secrets`. When one matches, the push sends a single commit on top of the
@@ -21,6 +24,7 @@ from anamnesis.notes import parse_note
 from anamnesis.sync.repo import SyncRepo, TreeEntry
 
 _SCANNED_SUFFIX = ".md"
+MARKERS_KIND = "unresolved-conflict-markers"
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,8 +42,10 @@ class Withheld:
         return data
 
     def describe(self) -> str:
+        """Which note and why, with the fix: what the sync tells the user."""
         name = f"{self.note_id} ({self.title})" if self.note_id else self.path
-        return f"{name}: looks like it holds {', '.join(self.kinds)}"
+        fix = "remove the secret" if any(k != MARKERS_KIND for k in self.kinds) else "resolve the conflict in it"
+        return f"{name} looks like it holds {', '.join(self.kinds)}; {fix}, then sync again"
 
 
 @dataclass(slots=True)
@@ -51,12 +57,28 @@ class PushPlan:
 
 
 def _secret_kinds(texts: dict[str, str]) -> dict[str, tuple[str, ...]]:
+    """What in each text must not reach the hub: secrets, and conflict markers a hand-run merge left."""
     found = {}
     for oid, text in texts.items():
         kinds = find_secrets(text)
+        if "<<<<<<< " in text and _has_conflict_markers(text):
+            kinds.append(MARKERS_KIND)
         if kinds:
             found[oid] = tuple(kinds)
     return found
+
+
+def _has_conflict_markers(text: str) -> bool:
+    """`<<<<<<< `, then a `=======` line, then `>>>>>>> `, each at the start of a line (linear)."""
+    stage = 0
+    for line in text.splitlines():
+        if stage == 0 and line.startswith("<<<<<<< "):
+            stage = 1
+        elif stage == 1 and line == "=======":
+            stage = 2
+        elif stage == 2 and line.startswith(">>>>>>> "):
+            return True
+    return False
 
 
 async def plan_push(repo: SyncRepo, theirs: str | None, machine: str) -> PushPlan:

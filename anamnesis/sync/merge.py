@@ -98,6 +98,12 @@ async def integrate(repo: SyncRepo, theirs_ref: str, machine: str, hub_name: str
         env=driver_env(),
     )
     if result.returncode not in (0, 1):
+        version = await repo.output("version")
+        if _too_old(version):
+            raise SyncError(
+                f"merging needs git 2.38 or newer (`git merge-tree --write-tree`); this machine has {version}. "
+                "Upgrade git, then sync again; the notes are safe meanwhile"
+            )
         raise SyncError(f"git merge-tree failed ({result.returncode}): {result.stderr.decode(errors='replace')[:500]}")
     fields = result.stdout.decode("utf-8", errors="surrogateescape").split("\0")
     tree = fields[0]
@@ -110,6 +116,15 @@ async def integrate(repo: SyncRepo, theirs_ref: str, machine: str, hub_name: str
     await repo.fast_forward(commit)
     outcome.head = commit
     return outcome
+
+
+def _too_old(version: str) -> bool:
+    """True for `git version 2.37.x` and older."""
+    digits = version.removeprefix("git version ").split(".")[:2]
+    try:
+        return (int(digits[0]), int(digits[1])) < (2, 38)
+    except (ValueError, IndexError):
+        return False
 
 
 def _parse_stages(records: list[str]) -> dict[str, _Stages]:

@@ -39,14 +39,13 @@ import asyncssh
 
 import anamnesis
 from anamnesis.config import Layout, home_from_env, load_config
-from anamnesis.errors import AnamnesisError, HostKeyError, PeerUnreachableError, SyncError
-from anamnesis.sync.engine import HubLink
+from anamnesis.errors import AnamnesisError, ConfigError, HostKeyError, PeerUnreachableError, SyncError
+from anamnesis.sync.engine import BRIDGE_MARK, HubLink
 from anamnesis.sync.hostkeys import host_pattern, key_fingerprint, known_hosts_path
 from anamnesis.sync.peers import HubURL, Peer, SyncSettings, sync_settings
 
 logger = logging.getLogger(__name__)
 
-BRIDGE_MARK = "anamnesis-ssh:"  # prefixes every line we write to git's stderr
 _PACKAGE_PARENT = str(Path(anamnesis.__file__).resolve().parent.parent)
 _SYSTEM_KNOWN_HOSTS = Path("/etc/ssh/ssh_known_hosts")
 
@@ -61,11 +60,15 @@ def _dedicated_keys(layout: Layout, settings: SyncSettings) -> list[Path]:
 
 
 def trusted_host_files(layout: Layout, from_ssh_config: Sequence[str] | None) -> list[str]:
-    """Our known_hosts, then the user's (as ssh_config names them, else ~/.ssh/known_hosts)."""
+    """Our known_hosts, then the user's: the files ssh_config names, else ~/.ssh/known_hosts.
+
+    asyncssh reads `UserKnownHostsFile none` as None, which to it means "check nothing"; here
+    it only means "no user file": our own file and the system one are still checked.
+    """
     paths = [str(known_hosts_path(layout))]
     if from_ssh_config:
         paths += [os.path.expanduser(str(p)) for p in from_ssh_config]
-    else:  # None ("UserKnownHostsFile none") trusts no user file; never no checking
+    elif from_ssh_config is not None:  # [] : the option is not set
         paths.append(str(Path.home() / ".ssh" / "known_hosts"))
     paths.append(str(_SYSTEM_KNOWN_HOSTS))
     return [p for p in dict.fromkeys(paths) if os.path.isfile(p)]
@@ -87,7 +90,10 @@ async def client_options(layout: Layout, settings: SyncSettings, hub: HubURL) ->
         "agent_forwarding": False,
         "x11_forwarding": False,
     }
-    first = await asyncssh.SSHClientConnectionOptions.construct(**common)
+    try:
+        first = await asyncssh.SSHClientConnectionOptions.construct(**common)
+    except (OSError, ValueError, asyncssh.Error) as exc:  # a broken ~/.ssh/config, an unreadable key
+        raise ConfigError(f"cannot use the SSH settings for {hub.address}: {exc}; check ~/.ssh/config") from exc
     files = trusted_host_files(layout, first.known_hosts)
     extra: dict[str, Any] = {"known_hosts": files or ([], [], [])}  # an empty list means ~/.ssh: no
     if first.connect_timeout is None:
@@ -155,11 +161,11 @@ async def probe_host_key(layout: Layout, settings: SyncSettings, hub: HubURL) ->
     trusted = _trusted_keys_for(options, host, port)
     algs: Any = ()
     try:
-        with anyio.fail_after(settings.connect_timeout + 1):
+        with anyio.fail_after((options.connect_timeout or settings.connect_timeout) + 5):
             key = await asyncssh.get_server_host_key(options.host, options.port, options=options)
             if key is not None and trusted and key not in trusted:
                 # The hub may hold several keys; ask for the kind we already trust before crying "changed".
-                algs = [a for k in trusted for a in k.sig_algorithms]
+                algs = [a.decode() if isinstance(a, bytes) else a for k in trusted for a in k.sig_algorithms]
                 again = await asyncssh.get_server_host_key(
                     options.host, options.port, options=options, server_host_key_algs=algs
                 )
@@ -207,18 +213,20 @@ async def connect_hub(
     client = _HubClient()
     add_again = f"anamnesis peer add {peer_name} {hub.url}"
     try:
-        with anyio.fail_after(settings.connect_timeout + 1):  # asyncssh's own timeout is the first line
+        # asyncssh's connect_timeout is the first line; this backstop also covers a ProxyCommand
+        with anyio.fail_after((options.connect_timeout or settings.connect_timeout) + 5):
             conn = await asyncssh.connect(options.host, options.port, options=options, client_factory=lambda: client)
     except asyncssh.HostKeyNotVerifiable as exc:
         host = options.host_key_alias or options.host
         port = options.port if options.port != 22 else None
         if _trusted_keys_for(options, host, port):
-            shown = await _fingerprint_or_blank(layout, settings, hub)
+            probe = await _probe_or_none(layout, settings, hub)
+            shown = f": it now presents {probe.algorithm} {probe.fingerprint}" if probe else ""
             raise HostKeyError(
                 f"the host key of {hub.address} has CHANGED{shown}. Either the hub was reinstalled or "
                 "someone is intercepting the connection. Check the key on the hub with "
-                "`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub`; if it matches, trust it with "
-                f"`{add_again} --fingerprint SHA256:…`."
+                "`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub`; only if it matches, trust it with "
+                f"`{add_again} --fingerprint {probe.fingerprint if probe else 'SHA256:…'}`."
             ) from exc
         raise HostKeyError(
             f"the host key of {hub.address} is not trusted yet; run `{add_again}` to see its fingerprint and confirm it"
@@ -234,12 +242,11 @@ async def connect_hub(
     return conn, client
 
 
-async def _fingerprint_or_blank(layout: Layout, settings: SyncSettings, hub: HubURL) -> str:
+async def _probe_or_none(layout: Layout, settings: SyncSettings, hub: HubURL) -> HostKeyProbe | None:
     try:
-        probe = await probe_host_key(layout, settings, hub)
+        return await probe_host_key(layout, settings, hub)
     except AnamnesisError:
-        return ""
-    return f": it now presents {probe.algorithm} {probe.fingerprint}"
+        return None
 
 
 # -- the hub's repository ----------------------------------------------------------------------
@@ -287,6 +294,46 @@ async def hub_repo_exists(conn: asyncssh.SSHClientConnection, hub: HubURL, timeo
         f"the hub {hub.address} could not run git-upload-pack (exit {result.exit_status}): {stderr.strip()[:300]}. "
         "Is git installed on the hub and on the account's PATH?"
     )
+
+
+def main_in_advertisement(data: bytes) -> str | None:
+    """The object id of refs/heads/main in a protocol v0 ref advertisement ("" when absent).
+
+    None when the answer is not what we expect (another protocol version, a short read): the
+    caller then fetches as usual.
+    """
+    position = 0
+    first = True
+    while position + 4 <= len(data):
+        try:
+            length = int(data[position : position + 4], 16)
+        except ValueError:
+            return None
+        if length == 0:
+            return ""
+        if length < 4 or position + length > len(data):
+            return None
+        payload = data[position + 4 : position + length].split(b"\0", 1)[0].rstrip(b"\n")
+        position += length
+        if first and payload.startswith(b"version "):
+            return None
+        first = False
+        oid, _, name = payload.partition(b" ")
+        if name == b"refs/heads/main":
+            return oid.decode("ascii", errors="replace")
+    return None
+
+
+async def hub_main(conn: asyncssh.SSHClientConnection, hub: HubURL, timeout: float) -> str | None:
+    """Where the hub's main is, from one exec on the open connection (no git process here)."""
+    try:
+        with anyio.fail_after(timeout):
+            result = await conn.run(f"git-upload-pack {_sq(hub.path)}", input=b"0000", encoding=None, check=False)
+    except (OSError, TimeoutError, asyncssh.Error):
+        return None
+    if result.exit_status != 0 or not isinstance(result.stdout, bytes):
+        return None
+    return main_in_advertisement(result.stdout)
 
 
 async def ensure_hub_repo(conn: asyncssh.SSHClientConnection, hub: HubURL, timeout: float = 60.0) -> bool:
@@ -467,8 +514,12 @@ async def open_hub_link(layout: Layout, settings: SyncSettings, peer: Peer) -> A
             conn.close()
             yield HubLink(env=bridge_env(layout))
             return
+
+        async def main_now() -> str | None:
+            return await hub_main(conn, hub, settings.git_timeout)
+
         async with HubLinkMux(conn, hub).serving() as mux:
-            yield HubLink(env=mux.env(), lost=lambda: client.lost_reason)
+            yield HubLink(env=mux.env(), lost=lambda: client.lost_reason, hub_main=main_now)
 
 
 # -- the bridge: `python -m anamnesis.sync.git_ssh` ------------------------------------------------
