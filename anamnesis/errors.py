@@ -77,6 +77,10 @@ class SyncError(AnamnesisError):
     """A sync cycle could not complete."""
 
 
+class NoHubError(SyncError):
+    """Sync was asked for, but this machine has no hub configured: nothing failed."""
+
+
 class GitError(SyncError):
     """A git command failed."""
 

@@ -51,6 +51,7 @@ from anamnesis.errors import (
     GitError,
     HostKeyError,
     IndexStateError,
+    NoHubError,
     NoteNotFoundError,
     NoteValidationError,
     PeerUnreachableError,
@@ -569,17 +570,23 @@ async def memory_sync(ctx: Context[ServerState]) -> CallToolResult:
     """Sync notes with the user's hub now (git over SSH). Sync also runs on its own; use this
     when the user asks, or to get notes just written on another machine."""
     state = _state(ctx)
-    if state.sync is None or state.config.remote is None:
-        return _result(NO_HUB, {"synced": False, "hub": None, "message": NO_HUB})
+    no_hub = _result(NO_HUB, {"synced": False, "hub": None, "message": NO_HUB})
+    if state.sync is None:
+        return no_hub
     memory = await state.memory()
-    with _tool_errors():
+    try:
         summary = dict(await state.sync(memory))
+    except NoHubError:
+        return no_hub
+    except AnamnesisError as exc:
+        raise ToolError(_fix_message(exc)) from exc
+    hub = summary.get("hub")
     shown = {str(k): v for k, v in list(summary.items())[:20]}
     rendered = json.dumps(shown, ensure_ascii=False, default=str)
     if len(rendered) > RESPONSE_BUDGET_CHARS // 2:
         shown = {k: _cut(str(v), 300) for k, v in shown.items()}
-    text = f"Synced with {state.config.remote}: " + "; ".join(f"{k} {_cut(str(v), 300)}" for k, v in shown.items())
-    return _result(text, {"synced": True, "hub": state.config.remote, "summary": shown})
+    text = f"Synced with {hub}: " + "; ".join(f"{k} {_cut(str(v), 300)}" for k, v in shown.items())
+    return _result(text, {"synced": True, "hub": hub, "summary": shown})
 
 
 # -- the server -----------------------------------------------------------------------------
@@ -645,7 +652,14 @@ def build_server(config: Config, project: str, *, sync: SyncFn | None = None) ->
     )
 
 
-def run_stdio(config: Config, project: str, *, sync: SyncFn | None = None) -> int:
+async def _sync(memory: Memory) -> Mapping[str, Any]:
+    """The sync `anamnesis mcp` serves: imported on the first call, so start-up stays lean."""
+    from anamnesis.sync import sync_memory
+
+    return await sync_memory(memory)
+
+
+def run_stdio(config: Config, project: str, *, sync: SyncFn | None = _sync) -> int:
     """Serve the tools on stdin/stdout until the client closes them; the exit code.
 
     asyncio, because the index (aiosqlite) only runs there.
@@ -666,7 +680,7 @@ def _main() -> int:
     cwd = Path(os.environ.get("CLAUDE_PROJECT_DIR") or os.getcwd())
     # Stop at the user's home, as the CLI and the hooks do, so all three agree on the project.
     user_home = os.environ.get("HOME")
-    return run_stdio(config, resolve_project(cwd, Path(user_home) if user_home else None))
+    return run_stdio(config, resolve_project(cwd, Path(user_home) if user_home else None), sync=_sync)
 
 
 if __name__ == "__main__":

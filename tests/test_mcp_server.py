@@ -6,9 +6,8 @@ Everything is real: notes on disk, the SQLite index, git. The server goes throug
 
 from __future__ import annotations
 
-import dataclasses
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,6 @@ from mcp import Client
 from mcp.types import CallToolResult
 
 from anamnesis.config import Config, load_config
-from anamnesis.errors import PeerUnreachableError
 from anamnesis.ids import new_ulid
 from anamnesis.mcp_server import (
     MAX_WRITE_BODY_CHARS,
@@ -417,55 +415,6 @@ async def test_list_cut_short_by_the_budget_continues_where_it_stopped(client: C
         if (cursor := page["next_cursor"]) is None:
             break
     assert len(seen) == len(set(seen)) == 50
-
-
-# -- sync ----------------------------------------------------------------------------------
-
-
-async def test_sync_without_a_hub_says_plainly_how_to_add_one(config: Config, mode: str) -> None:
-    calls: list[Memory] = []
-
-    async def sync(memory: Memory) -> Mapping[str, Any]:
-        calls.append(memory)
-        return {}
-
-    for server in (build_server(config, PROJECT), build_server(config, PROJECT, sync=sync)):
-        async with Client(server, mode=mode) as client:
-            result = await ok(client, "memory_sync")
-        assert "No hub is configured" in text(result)
-        assert "anamnesis peer add NAME ssh://user@host/path" in text(result)
-        assert data(result)["synced"] is False
-    assert calls == []
-
-
-async def test_sync_runs_the_configured_sync_and_reports_its_summary(config: Config, mode: str) -> None:
-    with_hub = dataclasses.replace(config, remote="ssh://me@hub/srv/anamnesis.git")
-    calls: list[Memory] = []
-
-    async def sync(memory: Memory) -> Mapping[str, Any]:
-        calls.append(memory)
-        return {"pushed": 2, "pulled": 3, "conflicts": 0}
-
-    async with Client(build_server(with_hub, PROJECT, sync=sync), mode=mode) as client:
-        result = await ok(client, "memory_sync")
-    assert len(calls) == 1
-    assert isinstance(calls[0], Memory)
-    assert data(result)["summary"] == {"pushed": 2, "pulled": 3, "conflicts": 0}
-    assert "pushed 2" in text(result)
-    assert "ssh://me@hub" in text(result)
-
-
-async def test_a_failed_sync_is_a_tool_error_that_reassures(config: Config, mode: str) -> None:
-    with_hub = dataclasses.replace(config, remote="ssh://me@hub/srv/anamnesis.git")
-
-    async def sync(memory: Memory) -> Mapping[str, Any]:
-        raise PeerUnreachableError("hub did not answer within 10 s")
-
-    async with Client(build_server(with_hub, PROJECT, sync=sync), mode=mode) as client:
-        result = await call(client, "memory_sync")
-    assert result.is_error is True
-    assert "did not answer" in text(result)
-    assert "safe on this machine" in text(result)
 
 
 # -- concurrency ---------------------------------------------------------------------------

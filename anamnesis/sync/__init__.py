@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import anyio.to_thread
 
 from anamnesis.config import Config, read_config_file
-from anamnesis.errors import AnamnesisError, ConfigError, HostKeyError, SyncError
+from anamnesis.errors import AnamnesisError, ConfigError, HostKeyError, NoHubError
 from anamnesis.gitrepo import GitRepo
 from anamnesis.home import require_home
 from anamnesis.memory import Memory, open_memory
@@ -73,7 +73,7 @@ async def run_sync(config: Config, *, memory: Memory | None = None) -> SyncRepor
     config = await anyio.to_thread.run_sync(current_config, config)
     peers = configured_peers(config)
     if not peers:
-        raise SyncError(NO_HUB)
+        raise NoHubError(NO_HUB)
     settings = sync_settings(config)
     from anamnesis.sync.ssh import open_hub_link
 

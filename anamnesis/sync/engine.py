@@ -25,7 +25,15 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from anamnesis.errors import AnamnesisError, BusyError, GitError, HostKeyError, PeerUnreachableError, SyncError
+from anamnesis.errors import (
+    AnamnesisError,
+    BusyError,
+    GitError,
+    HostKeyError,
+    NoHubError,
+    PeerUnreachableError,
+    SyncError,
+)
 from anamnesis.gitrepo import BRANCH
 from anamnesis.locks import file_lock
 from anamnesis.memory import GIT_LOCK_TIMEOUT, Memory
@@ -170,7 +178,7 @@ class SyncEngine:
     async def run(self, peers: Sequence[Peer]) -> SyncReport:
         """One cycle with every hub; the report, or the error when no hub could be synced."""
         if not peers:
-            raise SyncError(NO_HUB)
+            raise NoHubError(NO_HUB)
         async with self._sync_lock():
             return await self._locked_run(peers)
 
