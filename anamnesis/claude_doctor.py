@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from collections.abc import Mapping
 
 import anyio
@@ -52,12 +51,13 @@ async def _run_hook(event: str, command: str, config: Config, environ: Mapping[s
     if "CLAUDE_CONFIG_DIR" in environ:
         env["CLAUDE_CONFIG_DIR"] = environ["CLAUDE_CONFIG_DIR"]
     log = config.layout.state_dir / "hooks.log"
-    seen = log.stat().st_size if log.exists() else 0  # noqa: ASYNC240 - one stat
+    seen = log.stat().st_size if log.exists() else 0
     try:
         with anyio.fail_after(HOOK_CHECK_TIMEOUT):
             result = await anyio.run_process(["/bin/sh", "-c", command], input=payload.encode(), env=env, check=False)
     except TimeoutError:
-        return Finding("error", "hooks", f"{event}: did not finish within {HOOK_CHECK_TIMEOUT:g} s", "run `anamnesis init`")
+        late = f"{event}: did not finish within {HOOK_CHECK_TIMEOUT:g} s"
+        return Finding("error", "hooks", late, "run `anamnesis init`")
     except OSError as exc:
         return Finding("error", "hooks", f"{event}: cannot run: {exc}", "run `anamnesis init`")
     out = result.stdout.decode(errors="replace").strip()
@@ -71,8 +71,8 @@ async def _run_hook(event: str, command: str, config: Config, environ: Mapping[s
         except ValueError:
             return Finding("error", "hooks", f"{event}: printed something that is not hook JSON: {out[:80]}")
     # Hooks fail open, so an internal failure shows only as a line in the log.
-    if log.exists() and log.stat().st_size > seen:  # noqa: ASYNC240 - one stat
-        with log.open("rb") as handle:  # noqa: ASYNC230 - a few bytes
+    if log.exists() and log.stat().st_size > seen:
+        with log.open("rb") as handle:
             handle.seek(seen)
             logged = handle.read().decode(errors="replace").strip().splitlines()
         failures = [line for line in logged if f" {event} " in line and "slow:" not in line]
@@ -96,7 +96,7 @@ async def _start_server(server: Mapping[str, object], environ: Mapping[str, str]
                 names = {tool.name for tool in (await client.list_tools()).tools}
     except TimeoutError:
         return Finding("error", "mcp", f"the MCP server did not list its tools within {MCP_CHECK_TIMEOUT:g} s")
-    except Exception as exc:  # noqa: BLE001 - any failure to start is what this check reports
+    except Exception as exc:
         return Finding("error", "mcp", f"the MCP server `{command} {' '.join(args)}` failed to start: {exc}",
                        "run `anamnesis init`; check `anamnesis mcp` by hand")
     missing = EXPECTED_TOOLS - names

@@ -71,7 +71,7 @@ class SetupPlan:
         return any(old != new for old, new in self.files.values())
 
     def diff(self) -> str:
-        chunks = []
+        chunks: list[str] = []
         for path, (old, new) in self.files.items():
             if old == new:
                 continue

@@ -18,6 +18,8 @@ from anamnesis.errors import ConfigError
 
 CONFIG_FILE = "config.json"
 DEFAULT_HOME = "~/.anamnesis"
+DEFAULT_SYNC_INTERVAL = 60.0  # seconds: a note reaches the other machines within about a minute
+MIN_SYNC_INTERVAL = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +86,26 @@ class Config:
     @property
     def home(self) -> Path:
         return self.layout.home
+
+    @property
+    def has_hub(self) -> bool:
+        """Whether any hub is configured (a `remote` or `peer add`'s peers): sync has work to do."""
+        return bool(self.remote or self.raw.get("peers"))
+
+    @property
+    def sync_interval(self) -> float:
+        """Seconds between automatic syncs (config `sync.interval`; at least MIN_SYNC_INTERVAL).
+
+        Raises ConfigError when the value is not a number.
+        """
+        block = self.raw.get("sync")
+        value = block.get("interval") if isinstance(block, Mapping) else None
+        if value is None:
+            return DEFAULT_SYNC_INTERVAL
+        try:
+            return max(MIN_SYNC_INTERVAL, float(value))
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"config.json: sync.interval must be a number of seconds, not {value!r}") from exc
 
 
 def home_from_env(environ: Mapping[str, str]) -> Path:

@@ -108,7 +108,7 @@ async def session_context(memory: Memory, project: str, budget: int = DEFAULT_BU
     listed: list[str] = []
     if leftovers:
         intro = "\n## More notes (title and id; use memory_get)\n"
-        lines = []
+        lines: list[str] = []
         for entry in leftovers:
             line = f"- {entry.summary.title} ({entry.summary.type}, id {entry.summary.id})\n"
             if len(intro) + _used(lines) + len(line) > room - _used(parts):

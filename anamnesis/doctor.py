@@ -8,9 +8,9 @@ add their own checks by passing more `Check` functions.
 from __future__ import annotations
 
 import sqlite3
-from pathlib import Path
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import anyio
 import anyio.to_thread

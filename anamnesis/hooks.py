@@ -29,8 +29,9 @@ DEADLINES = {  # seconds; Claude Code allows far more, the user should never fee
     "session-end": 1.0,
     "stop": 1.0,  # only starts a detached capture
 }
-FRESHNESS_BOUND = 1.0
-IN_HOOK_CAPTURE_BYTES = 2 * 1024 * 1024  # more unread transcript than this is captured detached  # at most this long catching up on hand edits before answering
+FRESHNESS_BOUND = 1.0  # at most this long catching up on hand edits before answering
+HOOK_LOCK_TIMEOUT = 0.5  # a capture that cannot take the write lock gives way; the next event retries
+IN_HOOK_CAPTURE_BYTES = 2 * 1024 * 1024  # more unread transcript than this is captured detached
 _EVENT_NAMES = {"session-start": "SessionStart", "user-prompt-submit": "UserPromptSubmit"}
 _SAFE_SESSION = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
@@ -65,7 +66,7 @@ def run_hook(event: str, stdin: TextIO, stdout: TextIO, environ: Mapping[str, st
         if output:
             stdout.write(output)
             stdout.flush()
-    except BaseException as exc:  # noqa: BLE001 - fail open, always (even on KeyboardInterrupt)
+    except BaseException as exc:
         if log_dir is not None:
             _log(log_dir, event, f"{type(exc).__name__}: {exc}")
     finally:
@@ -113,6 +114,12 @@ async def _session_start(config: Any, payload: dict[str, Any], environ: Mapping[
     from anamnesis.memory import open_memory
 
     budget = int(_setting(config, "context_budget", DEFAULT_BUDGET))
+    from anamnesis.errors import AnamnesisError
+
+    try:
+        _sync_if_due(config, environ)
+    except (OSError, AnamnesisError) as exc:  # the context matters more than an early sync
+        _log(config.layout.state_dir, "session-start", f"no sync started: {exc}")
     async with open_memory(config, busy_timeout_ms=HOOK_BUSY_TIMEOUT_MS) as memory:
         await _catch_up(memory, FRESHNESS_BOUND)
         context = await session_context(memory, project_of(payload, environ), budget)
@@ -180,8 +187,9 @@ def _capture_handler(event: str) -> Handler:
                 memory, transcript, session_id, project_of(payload, environ), _CAPTURE_SOURCES[event],
                 cursor_dir=config.layout.state_dir / "capture",
                 compact_summary=summary if isinstance(summary, str) else None,
+                lock_timeout=HOOK_LOCK_TIMEOUT,
             )
-        if event == "session-end" and (config.reflection.configured or _has_hub(config)):
+        if event == "session-end" and (config.reflection.configured or config.has_hub):
             _detach(["capture", "--session-id", session_id, "--transcript", transcript,
                      "--project", project_of(payload, environ), "--source", "session-end"], environ)
         return None  # no capture event's output is context: print nothing
@@ -207,8 +215,26 @@ def _unread_bytes(config: Any, session_id: str, transcript: str) -> int:
     return size - read_offset(config.layout.state_dir / "capture", session_id)
 
 
-def _has_hub(config: Any) -> bool:
-    return bool(config.remote or config.raw.get("peers"))
+def _sync_if_due(config: Any, environ: Mapping[str, str]) -> None:
+    """Start a detached `anamnesis sync` when a hub is configured and no sync began within the interval.
+
+    A new session should see what other machines wrote since the last one, without waiting
+    for it: the hook only stats a file and, at most once per interval, spawns a process. The
+    marker is touched first, so sessions starting together spawn one sync between them.
+    """
+    if not config.has_hub:
+        return
+    marker: Path = config.layout.state_dir / "sync-requested"
+    now = time.time()
+    try:
+        last = os.path.getmtime(marker)
+    except OSError:
+        last = 0.0
+    if now - last < config.sync_interval:
+        return
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.touch()
+    _detach(["sync", "--quiet"], environ)
 
 
 def _detach(arguments: list[str], environ: Mapping[str, str]) -> None:
@@ -216,7 +242,7 @@ def _detach(arguments: list[str], environ: Mapping[str, str]) -> None:
     import subprocess
     import sys
 
-    subprocess.Popen(  # noqa: S603 - our own entry point, fixed arguments
+    subprocess.Popen(
         [sys.executable, "-m", "anamnesis", *arguments],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True, close_fds=True, env=dict(environ),

@@ -19,6 +19,7 @@ import hashlib
 import json
 import logging
 import sqlite3
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -202,15 +203,19 @@ class SearchIndex:
     @classmethod
     async def open(cls, path: Path, store: NoteStore, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> SearchIndex:
         path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            db = await aiosqlite.connect(path, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise IndexStateError(f"cannot open the index at {path}: {exc}") from exc
+        # Shielded: a connection cancelled half-open keeps aiosqlite's thread alive with no one
+        # to close it, and its late reply then lands on a closed event loop.
+        with anyio.CancelScope(shield=True):
+            try:
+                db = await aiosqlite.connect(path, isolation_level=None)
+            except sqlite3.Error as exc:
+                raise IndexStateError(f"cannot open the index at {path}: {exc}") from exc
         index = cls(db, store, path, busy_timeout_ms)
         try:
             await index._prepare()
         except BaseException:
-            await db.close()
+            with anyio.CancelScope(shield=True):
+                await db.close()
             raise
         return index
 
@@ -220,13 +225,24 @@ class SearchIndex:
     async def _prepare(self) -> None:
         db = self._db
         await db.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
-        try:
-            await db.execute("PRAGMA journal_mode = WAL")
-            await db.execute("PRAGMA synchronous = NORMAL")
-            await db.execute("PRAGMA recursive_triggers = ON")
-            version = await self._user_version()
-        except sqlite3.DatabaseError as exc:
-            raise IndexStateError(f"the index at {self.path} is unreadable: {exc}") from exc
+        deadline = time.monotonic() + self._busy_timeout_ms / 1000
+        pause = 0.005
+        while True:
+            try:
+                await db.execute("PRAGMA journal_mode = WAL")
+                await db.execute("PRAGMA synchronous = NORMAL")
+                await db.execute("PRAGMA recursive_triggers = ON")
+                version = await self._user_version()
+                break
+            except sqlite3.OperationalError as exc:
+                # Switching a new file to WAL while other processes open it too can be refused
+                # at once, without SQLite's busy handler: retry within the same budget.
+                if not _is_busy(exc) or time.monotonic() >= deadline:
+                    raise IndexStateError(f"the index at {self.path} is unreadable: {exc}") from exc
+                await anyio.sleep(pause)
+                pause = min(pause * 2, 0.1)
+            except sqlite3.DatabaseError as exc:
+                raise IndexStateError(f"the index at {self.path} is unreadable: {exc}") from exc
         if version != SCHEMA_VERSION:
             await self._recreate(expected_old=version)
 
@@ -456,7 +472,7 @@ class SearchIndex:
         try:
             await self._db.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
-            if "locked" in str(exc) or "busy" in str(exc):
+            if _is_busy(exc):
                 raise BusyError(f"the index is locked by another process ({exc})") from exc
             raise
 
@@ -610,6 +626,11 @@ class SearchIndex:
     async def execute_fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         """Raw read access for benchmarks and diagnostics (the floor a search is compared with)."""
         return list(await self._db.execute_fetchall(sql, params))
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    """SQLite's "database is locked" / "database table is locked" / SQLITE_BUSY, by message."""
+    return "locked" in str(exc) or "busy" in str(exc)
 
 
 def _split_sql(script: str) -> list[str]:

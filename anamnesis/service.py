@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.to_thread
 
-from anamnesis.config import Config, Layout, read_config_file, write_config_file
+from anamnesis.config import DEFAULT_SYNC_INTERVAL, Config, Layout, read_config_file, write_config_file
 from anamnesis.errors import AnamnesisError, BusyError, ConfigError
 from anamnesis.home import require_home
 from anamnesis.index import RefreshReport
@@ -47,8 +47,6 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
-DEFAULT_SYNC_INTERVAL = 300.0
-MIN_SYNC_INTERVAL = 10.0
 SHUTDOWN_GRACE = 3.0
 HTTP_GRACE = 2.0
 WATCH_INTERVAL = 1.0
@@ -100,13 +98,11 @@ def service_options(
     """Options from the command line over `config.json`'s `dashboard` and `sync` blocks over defaults."""
     block = config.raw.get("dashboard")
     dashboard = block if isinstance(block, dict) else {}
-    sync_block = config.raw.get("sync")
-    interval = sync_block.get("interval") if isinstance(sync_block, dict) else None
+    sync_interval = config.sync_interval
     try:
         chosen_port = int(port if port is not None else dashboard.get("port", DEFAULT_PORT))
-        sync_interval = max(MIN_SYNC_INTERVAL, float(interval)) if interval is not None else DEFAULT_SYNC_INTERVAL
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"config.json: dashboard.port and sync.interval must be numbers ({exc})") from exc
+        raise ConfigError(f"config.json: dashboard.port must be a number ({exc})") from exc
     if not 0 <= chosen_port <= 65535:
         raise ConfigError(f"port {chosen_port} is not a TCP port (0-65535)")
     token = dashboard.get("token")

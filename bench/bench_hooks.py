@@ -21,8 +21,8 @@ from pathlib import Path
 import anyio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import machine_line, p50, p95  # noqa: E402
-from bench.generate import ensure_store  # noqa: E402
+from bench.common import machine_line, p50, p95
+from bench.generate import ensure_store
 
 ENTRY = [sys.executable, "-m", "anamnesis"]
 
@@ -103,7 +103,8 @@ def main() -> int:
             missed |= not ok
             note = f"  target p50 ≤ {target * 1000:.0f} ms: {'ok' if ok else 'MISS'}"
         print(f"{label:55s} p50 {p50(samples) * 1000:7.1f} ms  p95 {p95(samples) * 1000:7.1f} ms{note}")
-    print(f"session-start context: {p50([float(s) for s in sizes]):.0f} characters (budget 6,000; 0.1.3 injected 147 KB)")
+    chars = p50([float(s) for s in sizes])
+    print(f"session-start context: {chars:.0f} characters (budget 6,000; 0.1.3 injected 147 KB)")
     if p95(end_times) > 1.0:
         print("session-end p95 above 1 s: MISS")
         missed = True

@@ -41,7 +41,7 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     for name in list(os.environ):
         if name.startswith("ANAMNESIS_") and name != "ANAMNESIS_HOME":
             monkeypatch.delenv(name)
-    yield home
+    return home
 
 
 @pytest.fixture

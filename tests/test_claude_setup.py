@@ -36,7 +36,8 @@ def seed_settings() -> Path:
     settings = claude_dir() / "settings.json"
     settings.parent.mkdir(parents=True, exist_ok=True)
     settings.write_text(json.dumps(USER_SETTINGS))
-    (claude_dir() / ".claude.json").write_text(json.dumps({"numStartups": 3, "mcpServers": {"other": {"command": "x"}}}))
+    user_state = {"numStartups": 3, "mcpServers": {"other": {"command": "x"}}}
+    (claude_dir() / ".claude.json").write_text(json.dumps(user_state))
     return settings
 
 
@@ -55,7 +56,8 @@ def test_init_wires_hooks_mcp_and_permissions_keeping_everything_else(anamnesis_
     result = run("init")
     assert result.returncode == 0, result.stderr
     settings = json.loads(settings_path.read_text())
-    assert settings["model"] == "opus" and settings["env"] == {"FOO": "1"}
+    assert settings["model"] == "opus"
+    assert settings["env"] == {"FOO": "1"}
     assert settings["hooks"]["Stop"][0]["hooks"][0]["command"] == "notify-send done"
     commands = our_commands(settings)
     assert set(commands) == {"SessionStart", "UserPromptSubmit", "PreCompact", "PostCompact", "SessionEnd", "Stop"}
@@ -67,12 +69,15 @@ def test_init_wires_hooks_mcp_and_permissions_keeping_everything_else(anamnesis_
     assert session_end["timeout"] >= 5  # lifts the 1.5 s SessionEnd budget
     allow = settings["permissions"]["allow"]
     assert "Bash(ls)" in allow
-    assert {f"mcp__anamnesis__{t}" for t in ("memory_search", "memory_get", "memory_list", "memory_status")} <= set(allow)
+    read_only = ("memory_search", "memory_get", "memory_list", "memory_status")
+    assert {f"mcp__anamnesis__{t}" for t in read_only} <= set(allow)
     assert "mcp__anamnesis__memory_write" not in allow
     state = json.loads((claude_dir() / ".claude.json").read_text())
-    assert state["numStartups"] == 3 and "other" in state["mcpServers"]
+    assert state["numStartups"] == 3
+    assert "other" in state["mcpServers"]
     server = state["mcpServers"]["anamnesis"]
-    assert Path(server["command"]).is_absolute() and server["args"][-1] == "mcp"
+    assert Path(server["command"]).is_absolute()
+    assert server["args"][-1] == "mcp"
     assert list(claude_dir().glob("settings.json.anamnesis-*.bak"))  # backed up before changing
 
 
@@ -90,7 +95,8 @@ def test_dry_run_shows_the_change_and_writes_nothing(anamnesis_home: Path) -> No
     before = settings_path.read_text()
     result = run("init", "--dry-run")
     assert result.returncode == 0
-    assert "+" in result.stdout and "hook session-start" in result.stdout
+    assert "+" in result.stdout
+    assert "hook session-start" in result.stdout
     assert settings_path.read_text() == before
     assert not anamnesis_home.exists()
 
@@ -106,7 +112,8 @@ def test_uninstall_removes_exactly_what_init_added(anamnesis_home: Path) -> None
     # The allow rule the user had before init stays; the ones init added are gone.
     assert settings["permissions"]["allow"] == ["Bash(ls)", "mcp__anamnesis__memory_search"]
     state = json.loads((claude_dir() / ".claude.json").read_text())
-    assert "anamnesis" not in state["mcpServers"] and "other" in state["mcpServers"]
+    assert "anamnesis" not in state["mcpServers"]
+    assert "other" in state["mcpServers"]
     assert (anamnesis_home / "memory").is_dir()  # notes untouched
 
 

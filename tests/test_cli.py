@@ -91,7 +91,8 @@ def test_write_defaults_to_the_project_of_the_working_directory(home: Path, tmp_
     subprocess.run(
         ["git", "-C", str(repo), "remote", "add", "origin", "git@github.com:Acme/Quotes-API.git"], check=True
     )
-    note_id = ok("write", "-t", "semantic", "--title", "Uses Postgres 16", "Postgres 16 behind pgbouncer", cwd=repo).strip()
+    note_id = ok("write", "-t", "semantic", "--title", "Uses Postgres 16", "Postgres 16 behind pgbouncer", cwd=repo)
+    note_id = note_id.strip()
     assert json.loads(ok("get", note_id, "--json"))["project"] == "github.com/acme/quotes-api"
 
 
@@ -112,7 +113,8 @@ def test_list_pages_newest_first_with_a_cursor(home: Path) -> None:
     assert len(seen) == 5
     bad = anamnesis("list", "--cursor", "not-a-cursor")
     assert bad.returncode == 1
-    assert "cursor" in bad.stderr and "Traceback" not in bad.stderr
+    assert "cursor" in bad.stderr
+    assert "Traceback" not in bad.stderr
 
 
 def test_commands_before_init_say_to_run_init(anamnesis_home: Path) -> None:
@@ -191,7 +193,8 @@ def test_reindex_shows_a_progress_bar_on_a_terminal_but_not_in_a_pipe(home: Path
         )
     code, terminal = _run_in_pty(["reindex", "--full"])
     assert code == 0
-    assert "indexing [" in terminal and "30/30" in terminal
+    assert "indexing [" in terminal
+    assert "30/30" in terminal
     piped = anamnesis("reindex", "--full")
     assert piped.returncode == 0
     assert piped.stderr == ""

@@ -51,7 +51,8 @@ async def test_a_session_is_captured_without_secrets_and_handed_to_the_next_one(
     init = subprocess.run([sys.executable, "-m", "anamnesis", "init"], capture_output=True, text=True, check=False)
     assert init.returncode == 0, init.stderr
     settings = json.loads((Path(os.environ["CLAUDE_CONFIG_DIR"]) / "settings.json").read_text())
-    assert "SessionEnd" in settings["hooks"] and "SessionStart" in settings["hooks"]
+    assert "SessionEnd" in settings["hooks"]
+    assert "SessionStart" in settings["hooks"]
 
     project = tmp_path / "quotes-api"
     (project / ".anamnesis").mkdir(parents=True)
@@ -72,9 +73,12 @@ async def test_a_session_is_captured_without_secrets_and_handed_to_the_next_one(
     on_disk = notes[0].read_text(encoding="utf-8")
     assert "warm-cache" in on_disk
     assert f"project: {PROJECT_KEY}" in on_disk
-    assert PASSWORD not in on_disk and API_KEY not in on_disk and API_KEY[:20] not in on_disk
+    assert PASSWORD not in on_disk
+    assert API_KEY not in on_disk
+    assert API_KEY[:20] not in on_disk
     note_id = notes[0].stem
-    log = subprocess.run(["git", "-C", str(anamnesis_home / "memory"), "log", "--format=%s", "--", f"episodic/{note_id}.md"],
+    git_log = ["git", "-C", str(anamnesis_home / "memory"), "log", "--format=%s", "--", f"episodic/{note_id}.md"]
+    log = subprocess.run(git_log,
                          capture_output=True, text=True, check=True).stdout
     assert log.strip(), "the captured note is committed"
 
@@ -82,4 +86,5 @@ async def test_a_session_is_captured_without_secrets_and_handed_to_the_next_one(
     first_request = json.dumps(second.turns[0])
     assert note_id in first_request
     assert "warm-cache" in first_request
-    assert PASSWORD not in first_request and API_KEY not in first_request
+    assert PASSWORD not in first_request
+    assert API_KEY not in first_request

@@ -61,11 +61,15 @@ async def test_session_start_hands_claude_preferences_project_notes_and_latest_s
     ]
     text = context_of(hook("session-start", {"cwd": str(repo_with_origin(tmp_path)), "session_id": "s1",
                                              "source": "startup"}), "SessionStart")
-    assert text.startswith("<anamnesis-memory>") and text.endswith("</anamnesis-memory>")
+    assert text.startswith("<anamnesis-memory>")
+    assert text.endswith("</anamnesis-memory>")
     assert "not instructions" in text
-    assert pref in text and conv in text
+    assert pref in text
+    assert conv in text
     assert "Billing uses cents" not in text
-    assert sessions[2] in text and sessions[1] in text and sessions[0] not in text
+    assert sessions[2] in text
+    assert sessions[1] in text
+    assert sessions[0] not in text
 
 
 @pytest.mark.anyio
@@ -89,13 +93,16 @@ async def test_session_start_stays_within_budget_and_lists_what_does_not_fit(mem
 
 
 @pytest.mark.anyio
-async def test_prompt_hook_offers_relevant_notes_once_and_nothing_when_irrelevant(memory: Memory, tmp_path: Path) -> None:
+async def test_prompt_hook_offers_relevant_notes_once_and_nothing_when_irrelevant(
+    memory: Memory, tmp_path: Path
+) -> None:
     cwd = str(repo_with_origin(tmp_path))
     deploy = await write(memory, "Deploy quotes with helm upgrade", "Run make deploy; it wraps helm upgrade.")
     first = context_of(hook("user-prompt-submit", {"cwd": cwd, "session_id": "p1",
                                                    "prompt": "how do I deploy quotes with helm?"}),
                        "UserPromptSubmit")
-    assert deploy in first and len(first) <= 1_500
+    assert deploy in first
+    assert len(first) <= 1_500
     again = hook("user-prompt-submit", {"cwd": cwd, "session_id": "p1", "prompt": "deploy quotes with helm again"})
     assert context_of(again, "UserPromptSubmit") == ""
     unrelated = hook("user-prompt-submit", {"cwd": cwd, "session_id": "p1", "prompt": "rename the variable x"})

@@ -223,7 +223,7 @@ async def test_the_sync_loop_says_what_it_does_and_waits_for_a_hub(config: Confi
     assert callable(function)  # the sync engine is installed; with no hub it waits for one
     assert note == "off: no hub configured (anamnesis peer add NAME ssh://user@host/path)"
     with_hub = load_config(config.home, {"ANAMNESIS_GIT_REMOTE": "ssh://me@hub/srv/anamnesis.git"})
-    assert sync_plan(with_hub, service_options(with_hub))[1] == "every 5 min with ssh://me@hub/srv/anamnesis.git"
+    assert sync_plan(with_hub, service_options(with_hub))[1] == "every 1 min with ssh://me@hub/srv/anamnesis.git"
     async with running_service(config, sync=True) as (info, seen):
         assert info.sync_note.startswith("off: no hub configured")
         _, body = await Client().get(info.url + "/health", {"Accept": "application/json"})
@@ -411,7 +411,7 @@ async def test_the_service_syncs_with_the_hub_and_the_dashboard_shows_the_fleet(
         await laptop.write("Written on the laptop", "The desktop's service pulls this in its first cycle.")
         assert (await laptop.sync()).ok
         async with running_service(desktop.config, sync=True) as (info, seen):
-            assert info.sync_note == f"every 5 min with {hub.url()}"
+            assert info.sync_note == f"every 1 min with {hub.url()}"
             with anyio.fail_after(BOUND):
                 await seen["synced"].wait()
             assert seen["syncs"][0][0] is True, seen["syncs"]

@@ -11,7 +11,6 @@ import sys
 from collections.abc import Sequence
 
 
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; the exit status (0 ok, 1 failed or found problems, 2 usage)."""
     arguments = list(sys.argv[1:] if argv is None else argv)

@@ -120,7 +120,7 @@ async def capture(config: Config, args: argparse.Namespace, io: IO) -> int:
             cursor_dir=config.layout.state_dir / "capture", llm=llm,
         )
     io.out.write(f"{note.id}\n" if note else "Nothing worth keeping in this session.\n")
-    if not args.no_sync and (config.remote or config.raw.get("peers")):
+    if not args.no_sync and config.has_hub:
         from anamnesis.cli.sync_cli import sync_now
 
         return await sync_now(config, io)

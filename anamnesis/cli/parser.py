@@ -240,8 +240,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     hook.add_argument("event", help="the hook event")
 
-    from anamnesis.cli import service_cli, sync_cli
+    from anamnesis.cli.layers import layer_modules
 
-    for extension in (sync_cli, service_cli):
+    for extension in layer_modules():
         extension.register(sub, _command)
     return parser

@@ -22,9 +22,9 @@ from anamnesis.errors import AnamnesisError
 
 def _handler(name: str) -> Any:
     """The function for a parsed command: core commands first, then each layer's own."""
-    from anamnesis.cli import service_cli, sync_cli
+    from anamnesis.cli.layers import layer_modules
 
-    for module in (commands, sync_cli, service_cli):
+    for module in (commands, *layer_modules()):
         function = getattr(module, name, None)
         if function is not None:
             return function
