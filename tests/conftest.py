@@ -11,12 +11,16 @@ import os
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from anamnesis.config import Config, load_config
 from anamnesis.home import init_home
 from anamnesis.memory import Memory, open_memory
+
+if TYPE_CHECKING:
+    from tests.hubserver import Hub
 
 both_backends = pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
 
@@ -72,3 +76,16 @@ def run_cli_env(home: Path) -> dict[str, str]:
 
 
 PYTHON = sys.executable
+
+
+@pytest.fixture
+async def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Hub]:
+    """A hub on 127.0.0.1 (asyncssh in-process, real git) holding an empty `memory.git`.
+
+    The agent is hidden, so each simulated machine authenticates with its own key only.
+    """
+    from tests.hubserver import running_hub
+
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    async with running_hub(tmp_path / "hubroot") as running:
+        yield running

@@ -9,22 +9,14 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
 import pytest
 
-from tests.hubserver import Hub, Machine, make_machine, running_hub
+from tests.hubserver import Hub, Machine, make_machine
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-async def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Hub]:
-    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
-    async with running_hub(tmp_path / "hubroot") as running:
-        yield running
 
 
 async def session_start(machine: Machine, cwd: Path) -> str:

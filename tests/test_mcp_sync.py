@@ -8,7 +8,6 @@ unreachable hub into an error that tells the model the notes are safe.
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -21,19 +20,12 @@ from anamnesis.mcp_server import build_server
 from anamnesis.memory import open_memory
 from anamnesis.sync import sync_memory
 from anamnesis.sync.peers import Peer, save_peer
-from tests.hubserver import Hub, make_machine, running_hub
+from tests.hubserver import Hub, make_machine
 from tests.test_mcp_stdio import ENTRIES, serve
 
 pytestmark = pytest.mark.anyio
 
 PROJECT = "github.com/acme/quotes-api"
-
-
-@pytest.fixture
-async def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Hub]:
-    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
-    async with running_hub(tmp_path / "hubroot") as running:
-        yield running
 
 
 def _text(result: CallToolResult) -> str:

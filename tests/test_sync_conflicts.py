@@ -3,7 +3,6 @@ nothing gets stuck, and no conflict marker reaches a file, a commit or the hub."
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
@@ -11,17 +10,10 @@ import pytest
 
 from anamnesis.memory import NoteDraft, open_memory
 from anamnesis.notes import Note, parse_note
-from tests.hubserver import Hub, Machine, make_machine, running_hub
+from tests.hubserver import Hub, Machine, make_machine
 
 pytestmark = pytest.mark.anyio
 BODY = "Release steps.\n\nTag the commit.\n\nBuild the wheel.\n\nPublish to the index."
-
-
-@pytest.fixture
-async def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Hub]:
-    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
-    async with running_hub(tmp_path / "hubroot") as running:
-        yield running
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
@@ -22,13 +21,6 @@ from tests.hubserver import Hub, Machine, make_machine, public_line, running_hub
 
 pytestmark = pytest.mark.anyio
 SECRET = "ghp_R8x2Lq9ZtV4mN7pK1sW3yB6cD0fH5jE2aG8u"
-
-
-@pytest.fixture
-async def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Hub]:
-    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)  # only each machine's own key
-    async with running_hub(tmp_path / "hubroot") as running:
-        yield running
 
 
 async def found(machine: Machine, words: str) -> list[str]:

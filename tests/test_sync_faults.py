@@ -19,17 +19,10 @@ from anamnesis.errors import BusyError, HostKeyError, PeerUnreachableError, Sync
 from anamnesis.sync import add_peer, fleet_status
 from anamnesis.sync.engine import SyncReport
 from anamnesis.sync.peers import Peer, save_peer
-from tests.hubserver import FaultProxy, Hub, Machine, make_machine, running_hub
+from tests.hubserver import FaultProxy, Hub, Machine, make_machine
 
 pytestmark = pytest.mark.anyio
 WORDS = [f"{a}{b}" for a in ("ka", "lo", "mi", "nu", "pe", "ro", "si", "tu") for b in ("ba", "de", "fi", "go", "hu")]
-
-
-@pytest.fixture
-async def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Hub]:
-    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
-    async with running_hub(tmp_path / "hubroot") as running:
-        yield running
 
 
 @pytest.fixture
