@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,8 @@ class CommitInfo:
     timestamp: str
     subject: str
 
+STALE_GIT_LOCK_AGE = 60.0  # seconds: a git *.lock this old, with our own lock held, was left by a killed git
+
 
 class GitRepo:
     """A non-bare repository whose commits are authored by `machine_id`."""
@@ -47,6 +50,10 @@ class GitRepo:
     def __init__(self, path: Path, machine_id: str) -> None:
         self.path = path
         self.machine_id = machine_id
+
+    @property
+    def git_dir(self) -> Path:
+        return self.path / ".git"
 
     @property
     def identity_env(self) -> dict[str, str]:
@@ -86,7 +93,7 @@ class GitRepo:
         return result.stdout.decode("utf-8", errors="replace").strip()
 
     async def is_repo(self) -> bool:
-        if not (self.path / ".git").exists():
+        if not self.git_dir.exists():
             return False
         result = await self.run("rev-parse", "--git-dir", check=False)
         return result.returncode == 0
@@ -146,6 +153,28 @@ class GitRepo:
             return None
         await self.run("commit", "-q", "--no-verify", "-m", message, "--", *paths, env=self.identity_env)
         return await self.head()
+
+    async def recover_stale_locks(self, older_than: float) -> list[str]:
+        """Delete git lock files left by a killed git; only ever called with our own locks held.
+
+        The age guard leaves alone a lock that a user's own git, running right now, may hold.
+        """
+
+        def sweep() -> list[str]:
+            now = time.time()
+            candidates = [self.git_dir / n for n in ("index.lock", "HEAD.lock", "packed-refs.lock", "config.lock")]
+            candidates += list((self.git_dir / "refs").rglob("*.lock"))
+            removed = []
+            for path in candidates:
+                try:
+                    if now - path.stat().st_mtime > older_than:
+                        path.unlink()
+                        removed.append(str(path.relative_to(self.path)))
+                except FileNotFoundError:
+                    continue
+            return removed
+
+        return await anyio.to_thread.run_sync(sweep)
 
     async def log_path(self, path: str, limit: int = 50) -> list[CommitInfo]:
         """Commits that touched `path`, newest first, following renames."""

@@ -19,8 +19,8 @@ import anyio
 import anyio.to_thread
 
 from anamnesis.config import Config
-from anamnesis.errors import NoteNotFoundError, NoteValidationError
-from anamnesis.gitrepo import CommitInfo, GitRepo
+from anamnesis.errors import GitError, NoteNotFoundError, NoteValidationError
+from anamnesis.gitrepo import STALE_GIT_LOCK_AGE, CommitInfo, GitRepo
 from anamnesis.home import require_home
 from anamnesis.ids import is_safe_id, new_ulid, normalize_id
 from anamnesis.index import BUSY_TIMEOUT_MS, Page, ProgressCallback, RefreshReport, SearchIndex
@@ -184,6 +184,30 @@ class Memory:
         await self.index.refresh(paths=[self.store.rel(p) for p in touched])
         return path
 
+    async def save_all(self, notes: Sequence[Note], message: str) -> builtins.list[Path]:
+        """Write many notes as given, then commit them in ONE commit and index them.
+
+        For curation and imports: a commit per note would cost ~20 ms each and bury the
+        history in noise, where one commit says what the run did and undoes in one step.
+        Every note is validated before the first file is written.
+        """
+        for note in notes:
+            validate_note(note)
+
+        def write_all() -> builtins.list[Path]:
+            touched: dict[Path, None] = {}
+            for note in notes:
+                before = self._existing_paths(note.id)
+                touched.setdefault(self.store.write(note), None)
+                for old in before:
+                    touched.setdefault(old, None)
+            return sorted(touched)
+
+        touched = await anyio.to_thread.run_sync(write_all)
+        await self._commit(touched, message)
+        await self.index.refresh(paths=[self.store.rel(p) for p in touched])
+        return touched
+
     async def delete(self, note_id: str) -> None:
         """Remove a note's file (history keeps it) and its index row."""
         wanted = normalize_id(note_id)
@@ -203,7 +227,14 @@ class Memory:
         if not repo_paths:
             return
         async with file_lock(self.config.layout.state_dir / "git.lock", GIT_LOCK_TIMEOUT, "the git repo"):
-            await self.git.commit_paths(repo_paths, message)
+            try:
+                await self.git.commit_paths(repo_paths, message)
+            except GitError:
+                # A git killed mid-commit leaves index.lock behind and every later commit fails.
+                # Holding our own lock, a lock file older than STALE_GIT_LOCK_AGE is such a leftover.
+                if not await self.git.recover_stale_locks(STALE_GIT_LOCK_AGE):
+                    raise
+                await self.git.commit_paths(repo_paths, message)
 
     async def commit_pending(self, message: str = "anamnesis: record edits made outside Anamnesis") -> str | None:
         """Commit whatever changed in memory/ by hand; the new head, or None if nothing had."""

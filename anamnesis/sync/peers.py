@@ -21,6 +21,7 @@ from urllib.parse import unquote
 
 from anamnesis.config import Config, read_config_file, write_config_file
 from anamnesis.errors import ConfigError
+from anamnesis.gitrepo import STALE_GIT_LOCK_AGE
 from anamnesis.notes import utc_now
 
 IMPLICIT_PEER = "hub"
@@ -183,7 +184,7 @@ class SyncSettings:
     lock_wait: float = 10.0  # how long a second sync waits for the running one
     fleet_heartbeat: float = 3600.0  # an idle machine republishes its fleet file this often
     push_attempts: int = 5
-    stale_lock_age: float = 60.0  # a git *.lock older than this, with our locks held, is stale
+    stale_lock_age: float = STALE_GIT_LOCK_AGE  # a git *.lock older than this, with our locks held, is stale
     shared_connection: bool = True  # one SSH connection per cycle, shared by every git command
     identity_file: str | None = None  # a dedicated key; default <home>/ssh/id_ed25519 when present
     ssh_config: str | None = None  # an ssh_config file, "none", or None for ~/.ssh/config

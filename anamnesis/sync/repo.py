@@ -41,10 +41,6 @@ class TreeEntry:
 class SyncRepo(GitRepo):
     """memory/ as the sync engine drives it."""
 
-    @property
-    def git_dir(self) -> Path:
-        return self.path / ".git"
-
     async def rev(self, ref: str) -> str | None:
         """The commit `ref` names, or None when it does not exist (an empty hub, an unborn branch)."""
         result = await self.run("rev-parse", "--verify", "-q", f"{ref}^{{commit}}", check=False)
@@ -172,28 +168,6 @@ class SyncRepo(GitRepo):
                 f"{self.path} is on {shown}, not on branch {BRANCH}; run `git -C {self.path} switch {BRANCH}` "
                 "and sync again"
             )
-
-    async def recover_stale_locks(self, older_than: float) -> list[str]:
-        """Delete git lock files left by a killed git; only ever called with our own locks held.
-
-        The age guard leaves alone a lock that a user's own git, running right now, may hold.
-        """
-
-        def sweep() -> list[str]:
-            now = time.time()
-            candidates = [self.git_dir / n for n in ("index.lock", "HEAD.lock", "packed-refs.lock", "config.lock")]
-            candidates += list((self.git_dir / "refs").rglob("*.lock"))
-            removed = []
-            for path in candidates:
-                try:
-                    if now - path.stat().st_mtime > older_than:
-                        path.unlink()
-                        removed.append(str(path.relative_to(self.path)))
-                except FileNotFoundError:
-                    continue
-            return removed
-
-        return await anyio.to_thread.run_sync(sweep)
 
 
 def _ensure_lines(path: Path, lines: list[str]) -> None:
