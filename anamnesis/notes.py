@@ -7,13 +7,12 @@ not model are kept in `Note.extra` and written back unchanged.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
-
-import yaml
 
 from anamnesis.errors import NoteFormatError, NoteValidationError
 from anamnesis.ids import is_safe_id
@@ -50,26 +49,36 @@ _KEY_ORDER = (
 _KNOWN_KEYS = frozenset(_KEY_ORDER)
 
 
-class _FrontMatterLoader(yaml.CSafeLoader if hasattr(yaml, "CSafeLoader") else yaml.SafeLoader):  # type: ignore[misc]
-    """Safe YAML without the timestamp resolver: `2026-11-20T10:00:00Z` stays a string."""
+@functools.cache
+def _yaml() -> tuple[Any, Any, Any]:
+    """(yaml module, loader, dumper), built on first use: PyYAML costs ~10 ms to import, and a
+    hook answering from the index never parses a note.
 
+    The loader is safe YAML without the timestamp resolver (`2026-11-20T10:00:00Z` stays a
+    string); the dumper is safe YAML that keeps NEL and line/paragraph separators (PyYAML
+    folds them in '…' style).
+    """
+    import yaml
 
-_FrontMatterLoader.yaml_implicit_resolvers = {
-    first: [pair for pair in resolvers if pair[0] != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
+    base = yaml.CSafeLoader if hasattr(yaml, "CSafeLoader") else yaml.SafeLoader
 
+    class FrontMatterLoader(base):  # type: ignore[misc,valid-type]
+        pass
 
-class _FrontMatterDumper(yaml.SafeDumper):
-    """Safe YAML that keeps NEL and line/paragraph separators (PyYAML folds them in '…' style)."""
+    FrontMatterLoader.yaml_implicit_resolvers = {
+        first: [pair for pair in resolvers if pair[0] != "tag:yaml.org,2002:timestamp"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
 
+    class FrontMatterDumper(yaml.SafeDumper):
+        pass
 
-def _represent_text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    style = '"' if any(ch in value for ch in "\x85\u2028\u2029") else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+    def represent_text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+        style = '"' if any(ch in value for ch in "\x85\u2028\u2029") else None
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
-
-_FrontMatterDumper.add_representer(str, _represent_text)
+    FrontMatterDumper.add_representer(str, represent_text)
+    return yaml, FrontMatterLoader, FrontMatterDumper
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,8 +190,9 @@ def render_note(note: Note) -> str:
     for key, value in note.extra.items():
         if key not in _KNOWN_KEYS:
             data[key] = value
+    yaml, _, dumper = _yaml()
     front = yaml.dump(
-        data, Dumper=_FrontMatterDumper, sort_keys=False, default_flow_style=None, allow_unicode=True, width=1_000_000
+        data, Dumper=dumper, sort_keys=False, default_flow_style=None, allow_unicode=True, width=1_000_000
     )
     body = normalize_body(note.body)
     return f"---\n{front}---\n{body}\n"
@@ -207,8 +217,9 @@ def split_front_matter(text: str, path: str | None = None) -> tuple[str, str]:
 def parse_note(text: str, path: str | None = None) -> Note:
     """Read a note from its markdown text. Raises `NoteFormatError` with a reason users can act on."""
     front, body = split_front_matter(text, path)
+    yaml, loader, _ = _yaml()
     try:
-        data = yaml.load(front, Loader=_FrontMatterLoader)  # noqa: S506 - a safe loader
+        data = yaml.load(front, Loader=loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (front-matter line {mark.line + 1})" if mark is not None else ""
