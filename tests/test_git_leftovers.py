@@ -39,7 +39,7 @@ async def test_a_lock_left_long_ago_is_cleared_and_the_note_committed(memory: Me
 async def test_a_fresh_lock_is_left_to_its_owner_and_the_note_stays_on_disk(memory: Memory) -> None:
     """A lock this young may belong to the user's own git, running right now: never taken."""
     lock = leave_lock(memory, age_seconds=0)
-    with pytest.raises(GitError, match="index.lock"):
+    with pytest.raises(GitError, match=r"index\.lock"):
         await memory.write(NoteDraft(type="semantic", title="Waits for the user's git", body="On disk."))
     assert lock.exists()
     written = list((memory.git.path / "semantic").glob("*.md"))

@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +22,7 @@ from anamnesis.capture.transcript import Turn, conversation
 from anamnesis.config import ReflectionSettings
 from anamnesis.memory import Memory
 from tests.conftest import both_backends
+from tests.fake_openai import FakeModel, serve_fake_model
 from tests.test_transcript import (
     CWD,
     SID,
@@ -47,77 +45,10 @@ PEM_LINE = "MIIEowIBAAKCAQEA3Tz2mr7SZiAMfQyuvBjM9Oi" + "8yTp7Q2xkL4vN0aBcDeFgHiJ
 SECRETS = (GH_TOKEN, STRIPE, DB_PASSWORD, PEM_LINE)
 
 
-@dataclass
-class FakeModel:
-    """What the endpoint answers next, and every request it received."""
-
-    base_url: str = ""
-    status: int = 200
-    reply: bytes = b""
-    hold: bool = False  # answer only once the test is over: longer than any client timeout
-    release: threading.Event = field(default_factory=threading.Event)
-    received: threading.Event = field(default_factory=threading.Event)
-    requests: list[dict[str, Any]] = field(default_factory=list)
-
-    def answer(self, content: str | None, status: int = 200) -> None:
-        envelope = {
-            "id": "chatcmpl-1",
-            "object": "chat.completion",
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
-        }
-        self.status, self.reply = status, json.dumps(envelope).encode()
-
-    def settings(self, **changes: Any) -> ReflectionSettings:
-        base = ReflectionSettings(
-            provider="openai",
-            model="gpt-test",
-            base_url=self.base_url,
-            api_key="test-key",
-            timeout=5.0,
-            max_tokens=4_000,
-        )
-        return replace(base, **changes)
-
-
-class _QuietServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A client that gave up (the timeout test) is expected; nothing to report."""
-
-
 @pytest.fixture
 def model_server() -> Iterator[FakeModel]:
-    state = FakeModel()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            state.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
-            state.received.set()
-            if state.hold:
-                state.release.wait()
-            self.send_response(state.status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(state.reply)))
-            self.end_headers()
-            self.wfile.write(state.reply)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = _QuietServer(("127.0.0.1", 0), Handler)
-    # shutdown() returns only at the loop's next poll: keep that short.
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
-    thread.start()
-    state.base_url = f"http://127.0.0.1:{server.server_port}/v1"
-    try:
-        yield state
-    finally:
-        state.release.set()
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with serve_fake_model() as model:
+        yield model
 
 
 def good(title: str = "Fixed the date parser", body: str = "Split on '-' now; tests pass.", skip: bool = False) -> str:

@@ -1,9 +1,12 @@
-"""The optional model summary: one OpenAI-compatible chat completion per session, or None.
+"""The OpenAI-compatible model client, and the optional session summary built on it.
 
-It runs in a detached `anamnesis capture` process, never inside a hook's time budget, and it is
-strictly optional: any failure (no answer in time, an HTTP error, a reply that is not the JSON
-object asked for) returns None and the caller keeps the heuristic note. Only the standard
-library is used (`urllib`), so the capture path imports nothing heavy.
+`chat` is the one client: a chat completion POSTed with the standard library (`urllib`, so the
+capture path imports nothing heavy), bounded in time and size, returning the reply's text or
+raising `ModelError` that says why not. Reflection (`anamnesis.curation.reflect`) uses it too.
+
+`summarize` runs in a detached `anamnesis capture` process, never inside a hook's time budget,
+and it is strictly optional: any failure (no answer in time, an HTTP error, a reply that is not
+the JSON object asked for) returns None and the caller keeps the heuristic note.
 
 What leaves the machine is redacted first, and bounded: each tool result is cut to 2,000
 characters and the conversation to `max_tokens * 4` characters, keeping its first 60 % and
@@ -27,6 +30,7 @@ import anyio.to_thread
 from anamnesis.capture.redact import clip_redacted, redact
 from anamnesis.capture.transcript import Turn
 from anamnesis.config import ReflectionSettings
+from anamnesis.errors import AnamnesisError
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +62,10 @@ _LABELS = {
     "error": "Tool error",
     "summary": "Earlier-context summary",
 }
+
+
+class ModelError(AnamnesisError):
+    """The model was not asked (none configured), did not answer in time, or not as asked."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,15 +135,11 @@ def build_request(settings: ReflectionSettings, transcript: str, context: str = 
     }
 
 
-def parse_reply(raw: bytes, model: str) -> ModelSummary | None:
-    """The summary in a chat-completion response, or None unless it is exactly what was asked."""
+def parse_summary(content: str, model: str) -> ModelSummary | None:
+    """The summary in the reply's text, or None unless it is exactly the JSON object asked for."""
     try:
-        envelope = json.loads(raw)
-        content = envelope["choices"][0]["message"]["content"]
-        if not isinstance(content, str):
-            return None
-        reply = json.loads(_strip_fence(content))
-    except (ValueError, KeyError, IndexError, TypeError, RecursionError):
+        reply = parse_json_content(content)
+    except ModelError:
         return None
     if not isinstance(reply, dict):
         return None
@@ -153,6 +157,26 @@ def parse_reply(raw: bytes, model: str) -> ModelSummary | None:
     )
 
 
+def reply_content(raw: bytes) -> str:
+    """The assistant's text in a chat-completion response; `ModelError` when there is none."""
+    try:
+        envelope = json.loads(raw)
+        content = envelope["choices"][0]["message"]["content"]
+    except (ValueError, KeyError, IndexError, TypeError, RecursionError) as exc:
+        raise ModelError("the endpoint's response is not a chat completion") from exc
+    if not isinstance(content, str):
+        raise ModelError("the model's reply has no text")
+    return content
+
+
+def parse_json_content(content: str) -> Any:
+    """The reply's text as JSON (a ```json fence forgiven, nothing else); `ModelError` otherwise."""
+    try:
+        return json.loads(_strip_fence(content))
+    except (ValueError, RecursionError) as exc:
+        raise ModelError("the model's reply is not valid JSON") from exc
+
+
 def _strip_fence(content: str) -> str:
     """Models often wrap JSON in a ```json fence even when told not to; nothing else is forgiven."""
     text = content.strip()
@@ -165,25 +189,40 @@ async def summarize(settings: ReflectionSettings, transcript: str, context: str 
     """Ask the configured model to summarize `transcript`; None on any failure or if unconfigured."""
     if not settings.configured or not settings.base_url:
         return None
+    try:
+        content = await chat(settings, build_request(settings, transcript, context))
+    except ModelError as exc:
+        logger.warning("%s; keeping the heuristic note", exc)
+        return None
+    summary = parse_summary(content, model_label(settings))
+    if summary is None:
+        logger.warning("the model's reply was not the JSON object asked for; keeping the heuristic note")
+    return summary
+
+
+async def chat(settings: ReflectionSettings, request: dict[str, Any]) -> str:
+    """POST one chat completion (`request` is its body) and return the reply's text.
+
+    Raises `ModelError` saying why there is none: no model configured, the endpoint unreachable
+    or answering an HTTP error, no answer within the timeout, or a response that is too large
+    or not a chat completion. Whatever the caller puts in `request` leaves the machine as is:
+    redact it first.
+    """
+    if not settings.configured or not settings.base_url:
+        raise ModelError("no model is configured (set ANAMNESIS_REFLECTION_PROVIDER, _MODEL and _BASE_URL)")
     url = settings.base_url.rstrip("/") + "/chat/completions"
-    body = json.dumps(build_request(settings, transcript, context), ensure_ascii=False).encode("utf-8")
+    body = json.dumps(request, ensure_ascii=False).encode("utf-8")
     # urllib's timeout is per socket operation; this bounds the whole exchange.
     with anyio.move_on_after(settings.timeout * 2 + 5):
         raw = await anyio.to_thread.run_sync(
             _post, url, body, settings.api_key, settings.timeout, abandon_on_cancel=True
         )
-        if raw is None:
-            return None
-        summary = parse_reply(raw, model_label(settings))
-        if summary is None:
-            logger.warning("the model's reply was not the JSON object asked for; keeping the heuristic note")
-        return summary
-    logger.warning("the model did not answer within %.0f s; keeping the heuristic note", settings.timeout)
-    return None
+        return reply_content(raw)
+    raise ModelError(f"the model did not answer within {settings.timeout:g} s")
 
 
-def _post(url: str, body: bytes, api_key: str | None, timeout: float) -> bytes | None:
-    """POST `body` and return the response body, or None (logged) on any transport failure."""
+def _post(url: str, body: bytes, api_key: str | None, timeout: float) -> bytes:
+    """POST `body` and return the response body; `ModelError` on any transport failure."""
     # Imported here: `urllib.request` pulls in `http.client` and `email` (~0.1 s), which the
     # hooks that import this package never need.
     import http.client
@@ -202,14 +241,14 @@ def _post(url: str, body: bytes, api_key: str | None, timeout: float) -> bytes |
             raw: bytes = response.read(MAX_RESPONSE_BYTES + 1)
     except urllib.error.HTTPError as exc:
         exc.close()
-        logger.warning("the model endpoint answered HTTP %s; keeping the heuristic note", exc.code)
-        return None
+        raise ModelError(f"the model endpoint answered HTTP {exc.code}") from None
     except (OSError, http.client.HTTPException, ValueError) as exc:
-        logger.warning("the model endpoint could not be reached (%s); keeping the heuristic note", type(exc).__name__)
-        return None
+        cause = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+        if isinstance(cause, TimeoutError):
+            raise ModelError(f"the model did not answer within {timeout:g} s") from None
+        raise ModelError(f"the model endpoint could not be reached ({type(cause).__name__})") from None
     if len(raw) > MAX_RESPONSE_BYTES:
-        logger.warning("the model's reply was larger than %d bytes; keeping the heuristic note", MAX_RESPONSE_BYTES)
-        return None
+        raise ModelError(f"the model's reply was larger than {MAX_RESPONSE_BYTES} bytes")
     return raw
 
 

@@ -42,7 +42,7 @@ def register(sub: Any, command: CommandFactory) -> None:
         "run the dashboard and the background sync until stopped",
         """
         Serves the dashboard at http://127.0.0.1:8765 (browse, search, edit, history, fleet,
-        conflicts, health), syncs with the hub every minute when one is configured, and
+        conflicts, health, reflection proposals), syncs with the hub every minute when one is configured, and
         refreshes the index when note files change. Ctrl-C or SIGTERM stops it. One per home.
         Binding an address other than loopback (for example your tailnet address, to read
         the memory from a phone) needs an access token: it is created, printed once, and kept

@@ -15,7 +15,7 @@ from quart import Quart, request, session
 
 from anamnesis import __version__
 from anamnesis.config import Config
-from anamnesis.dashboard import browse, conflicts, editing, error_pages, fleet, guard, health, history
+from anamnesis.dashboard import browse, conflicts, editing, error_pages, fleet, guard, health, history, reflection
 from anamnesis.dashboard.render import highlight, render_markdown
 from anamnesis.dashboard.security import CSRF_FIELD, DashboardSettings, csrf_token, session_authenticated
 from anamnesis.dashboard.state import EXTENSION_KEY, DashboardState, ServiceStatus
@@ -30,6 +30,7 @@ NAV = (
     ("editing.new_form", "New"),
     ("fleet.fleet", "Fleet"),
     ("conflicts.conflicts", "Conflicts"),
+    ("reflection.proposals", "Reflection"),
     ("health.health", "Health"),
 )
 
@@ -70,7 +71,7 @@ def create_app(
 
     guard.install(app)
     error_pages.install(app)
-    for module in (browse, editing, history, fleet, conflicts, health):
+    for module in (browse, editing, history, fleet, conflicts, health, reflection):
         app.register_blueprint(module.bp)
     _templates(app, state)
     return app
