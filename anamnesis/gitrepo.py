@@ -40,7 +40,11 @@ class CommitInfo:
     email: str
     timestamp: str
     subject: str
+    path: str = ""  # the note's file in this commit (its directory changes with its type)
+    deleted: bool = False  # this commit removed the file
 
+
+_FIELD, _RECORD = "\x1f", "\x1e"
 STALE_GIT_LOCK_AGE = 60.0  # seconds: a git *.lock this old, with our own lock held, was left by a killed git
 
 
@@ -176,15 +180,31 @@ class GitRepo:
 
         return await anyio.to_thread.run_sync(sweep)
 
-    async def log_path(self, path: str, limit: int = 50) -> list[CommitInfo]:
-        """Commits that touched `path`, newest first, following renames."""
-        fmt = "%H%x1f%an%x1f%ae%x1f%aI%x1f%s%x1e"
-        result = await self.run("log", f"--max-count={limit}", "--follow", f"--format={fmt}", "--", path, check=False)
+    async def note_log(self, file_name: str, limit: int = 50) -> list[CommitInfo]:
+        """Commits that touched a note file called `file_name` in any directory, newest first.
+
+        A note's id names its file and its type names the directory, so a type change is a
+        move. Matching the name in every directory follows such moves exactly, where
+        `git log --follow` would also adopt the history of any look-alike note (it detects
+        copies), and a new near-duplicate would show another note's past as its own.
+        """
+        fmt = _RECORD + _FIELD.join(("%H", "%an", "%ae", "%aI", "%s"))
+        result = await self.run(
+            "log", f"--max-count={limit}", "--no-renames", "--name-status", f"--format={fmt}",
+            "--", f":(glob)*/{file_name}", check=False,
+        )
         if result.returncode != 0:
             return []
         commits = []
-        for record in result.stdout.decode("utf-8", errors="replace").split("\x1e"):
-            parts = record.strip("\n").split("\x1f")
-            if len(parts) == 5:
-                commits.append(CommitInfo(*parts))
+        for record in result.stdout.decode("utf-8", errors="replace").split(_RECORD):
+            head, _, files = record.partition("\n")
+            parts = head.split(_FIELD)
+            if len(parts) != 5:
+                continue
+            changes = [line.split("\t") for line in files.splitlines() if "\t" in line]
+            # A move is a delete and an add in one commit: the version is the added side.
+            chosen = next((c for c in changes if not c[0].startswith("D")), changes[0] if changes else ["M", ""])
+            status, path = chosen[0], chosen[-1]
+            sha, author, email, timestamp, subject = parts
+            commits.append(CommitInfo(sha, author, email, timestamp, subject, path, status.startswith("D")))
         return commits

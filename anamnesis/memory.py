@@ -132,8 +132,7 @@ class Memory:
         note = await self.get(note_id)
         if note.scope != "portable":
             return []
-        path = self.store.path_for(note.id, note.type, note.scope)
-        return await self.git.log_path(path.relative_to(self.git.path).as_posix(), limit)
+        return await self.git.note_log(self.store.path_for(note.id, note.type, note.scope).name, limit)
 
     # -- writing -------------------------------------------------------------------------
 
@@ -184,7 +183,9 @@ class Memory:
         await self.index.refresh(paths=[self.store.rel(p) for p in touched])
         return path
 
-    async def save_all(self, notes: Sequence[Note], message: str) -> builtins.list[Path]:
+    async def save_all(
+        self, notes: Sequence[Note], message: str, progress: ProgressCallback | None = None
+    ) -> builtins.list[Path]:
         """Write many notes as given, then commit them in ONE commit and index them.
 
         For curation and imports: a commit per note would cost ~20 ms each and bury the
@@ -196,11 +197,13 @@ class Memory:
 
         def write_all() -> builtins.list[Path]:
             touched: dict[Path, None] = {}
-            for note in notes:
+            for done, note in enumerate(notes, start=1):
                 before = self._existing_paths(note.id)
                 touched.setdefault(self.store.write(note), None)
                 for old in before:
                     touched.setdefault(old, None)
+                if progress is not None:
+                    progress(done, len(notes))
             return sorted(touched)
 
         touched = await anyio.to_thread.run_sync(write_all)

@@ -544,6 +544,30 @@ async def test_history_lists_a_notes_commits_newest_first(memory: Memory) -> Non
     assert history[-1].subject.startswith(f"anamnesis: write semantic {note.id}")
 
 
+async def test_history_follows_a_type_change_with_the_path_of_each_version(memory: Memory) -> None:
+    note = await memory.write(NoteDraft(type="semantic", title="Moves", body="first"))
+    await memory.write(NoteDraft(type="procedural", title="Moves", body="second", note_id=note.id))
+
+    newest, oldest = await memory.history(note.id)
+
+    assert newest.path == f"procedural/{note.id}.md"
+    assert oldest.path == f"semantic/{note.id}.md"
+    assert not newest.deleted
+
+
+async def test_a_near_copy_of_a_note_has_only_its_own_history(memory: Memory) -> None:
+    """`git log --follow` detects copies: a look-alike note must not inherit another's past."""
+    body = "Run the database migrations before deploying the quotes service, every time, no exceptions."
+    original = await memory.write(NoteDraft(type="procedural", title="Migrate before deploy", body=body))
+    await memory.write(NoteDraft(type="procedural", title="Migrate before deploy", body=body, note_id=original.id))
+    copy = await memory.write(NoteDraft(type="procedural", title="Migrate before deploy", body=body + " Always."))
+
+    history = await memory.history(copy.id)
+
+    assert len(history) == 1
+    assert copy.id in history[0].subject
+
+
 async def test_pending_hand_edits_are_committed_on_request(memory: Memory) -> None:
     by_hand(memory, hand_note("hand-made"))
 

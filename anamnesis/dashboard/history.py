@@ -1,6 +1,6 @@
 """History pages: a note's commits (which machine, when), any version, any two versions diffed.
 
-Versions come from git: `log --follow` so a note whose type changed (and so moved directory) keeps
+Versions come from git (`Memory.history`): a note whose type changed (and so moved directory) keeps
 its past, with the path it had in each commit so `git show <sha>:<path>` finds every version. A
 version asked for must be one of the note's own commits; nothing else from the request reaches git.
 """
@@ -40,31 +40,6 @@ class Version:
     deleted: bool
 
 
-async def note_versions(git: GitRepo, rel_path: str, limit: int = HISTORY_LIMIT) -> list[Version]:
-    """The commits that touched the file at `rel_path` (relative to the repo), newest first."""
-    fmt = _RECORD + _FIELD.join(("%H", "%an", "%ae", "%aI", "%s"))
-    result = await git.run(
-        "log", f"--max-count={limit}", "--follow", "--name-status", f"--format={fmt}", "--", rel_path, check=False
-    )
-    if result.returncode != 0:
-        return []
-    versions = []
-    for record in result.stdout.decode("utf-8", errors="replace").split(_RECORD):
-        head, _, files = record.partition("\n")
-        parts = head.split(_FIELD)
-        if len(parts) != 5:
-            continue
-        status, path = "M", rel_path
-        for line in files.splitlines():
-            columns = line.split("\t")
-            if len(columns) >= 2 and columns[0]:
-                status, path = columns[0], columns[-1]
-                break
-        sha, machine, email, timestamp, subject = parts
-        versions.append(Version(sha, machine, email, timestamp, subject, path, deleted=status.startswith("D")))
-    return versions
-
-
 async def text_at(git: GitRepo, version: Version) -> str:
     """The file as it was in `version` (empty where the commit deleted it)."""
     if version.deleted:
@@ -75,10 +50,8 @@ async def text_at(git: GitRepo, version: Version) -> str:
 
 async def _note_and_versions(mem: Memory, note_id: str) -> tuple[Note, list[Version]]:
     note = await mem.get(note_id)
-    if note.scope != "portable":
-        return note, []
-    path = mem.store.path_for(note.id, note.type, note.scope)
-    return note, await note_versions(mem.git, path.relative_to(mem.git.path).as_posix())
+    commits = await mem.history(note.id, HISTORY_LIMIT)
+    return note, [Version(c.sha, c.author, c.email, c.timestamp, c.subject, c.path, c.deleted) for c in commits]
 
 
 def _pick(versions: list[Version], sha: str | None, what: str) -> Version | None:
