@@ -141,17 +141,19 @@ async def test_history_of_a_path_is_newest_first_and_follows_a_rename(repo: GitR
     git(repo.path, "mv", "semantic/a.md", "procedural/a.md")
     await repo.commit_all("three: type changed")
 
-    history = await repo.log_path("procedural/a.md")
+    history = await repo.note_log("a.md")
 
     assert [c.subject for c in history] == ["three: type changed", "two", "one"]
+    assert [c.path for c in history] == ["procedural/a.md", "semantic/a.md", "semantic/a.md"]
+    assert not any(c.deleted for c in history)
     assert {c.author for c in history} == {"desktop"}
     assert {c.email for c in history} == {"anamnesis@desktop"}
     assert all(len(c.sha) == 40 for c in history)
-    assert await repo.log_path("procedural/a.md", limit=1) == history[:1]
+    assert await repo.note_log("a.md", limit=1) == history[:1]
 
 
 async def test_history_of_an_unknown_path_is_empty(repo: GitRepo) -> None:
-    assert await repo.log_path("semantic/nothing.md") == []
+    assert await repo.note_log("nothing.md") == []
 
 
 async def test_failed_git_command_raises_git_error_with_its_details(repo: GitRepo) -> None:
