@@ -12,17 +12,7 @@ from typing import TextIO
 
 import anyio.to_thread
 
-from anamnesis.cli.output import (
-    ProgressBar,
-    Style,
-    format_hit,
-    format_note,
-    format_summary,
-    hit_json,
-    note_json,
-    print_json,
-    summary_json,
-)
+from anamnesis.cli.output import ProgressBar, Style, format_hit, format_note, format_summary, print_json
 from anamnesis.config import Config, Layout, load_config
 from anamnesis.errors import AnamnesisError, NoteValidationError
 from anamnesis.home import init_home
@@ -30,6 +20,7 @@ from anamnesis.memory import NoteDraft, open_memory
 from anamnesis.notes import GLOBAL_PROJECT
 from anamnesis.project import resolve_project
 from anamnesis.search import SearchFilters
+from anamnesis.shapes import hit_json, note_json, summary_json
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,11 +11,12 @@ from typing import Any
 from quart import Blueprint, Response, request, url_for
 from werkzeug.datastructures import MultiDict
 
-from anamnesis.dashboard.responses import hit_json, note_json, page, summary_json
+from anamnesis.dashboard.responses import page
 from anamnesis.dashboard.state import memory
 from anamnesis.errors import QueryError
 from anamnesis.notes import GLOBAL_PROJECT, NOTE_TYPES, SCOPES, render_note, split_front_matter
 from anamnesis.search import MAX_LIMIT, SearchFilters
+from anamnesis.shapes import hit_json, note_json, summary_json
 
 PAGE_SIZE = 25
 SEARCH_SIZE = 20

@@ -20,12 +20,13 @@ from anamnesis.dashboard.editing import (
     submitted,
 )
 from anamnesis.dashboard.error_pages import error_response
-from anamnesis.dashboard.responses import json_response, note_json, page, wants_json
+from anamnesis.dashboard.responses import json_response, page, wants_json
 from anamnesis.dashboard.state import dashboard, memory
 from anamnesis.errors import NoteNotFoundError, QueryError
 from anamnesis.memory import Memory
 from anamnesis.notes import Note, utc_now
 from anamnesis.search import MAX_LIMIT, SearchFilters
+from anamnesis.shapes import note_json
 
 CONFLICT_TAG = "conflict"
 CONFLICT_KEY = "conflict_of"

@@ -18,12 +18,13 @@ import anyio.to_thread
 from quart import Blueprint, Response, redirect, request, url_for
 
 from anamnesis.dashboard.error_pages import error_response
-from anamnesis.dashboard.responses import json_response, note_json, page, wants_json
+from anamnesis.dashboard.responses import json_response, page, wants_json
 from anamnesis.dashboard.state import dashboard, memory
 from anamnesis.errors import NoteNotFoundError, NoteValidationError, QueryError
 from anamnesis.ids import is_safe_id, normalize_id
 from anamnesis.memory import Memory, NoteDraft
 from anamnesis.notes import GLOBAL_PROJECT, Note, normalize_body, normalize_tags, utc_now
+from anamnesis.shapes import note_json
 
 DELETED = ""  # the `base` of a note that has no file (deleted since the form was made)
 FIELDS = ("title", "body", "type", "project", "tags", "scope")

@@ -27,11 +27,12 @@ from anamnesis.curation.proposals import (
 from anamnesis.curation.reflect import accept_proposals, reject_proposal
 from anamnesis.dashboard.editing import submitted
 from anamnesis.dashboard.error_pages import error_response
-from anamnesis.dashboard.responses import json_response, note_json, page, wants_json
+from anamnesis.dashboard.responses import json_response, page, wants_json
 from anamnesis.dashboard.state import dashboard, memory
 from anamnesis.errors import NoteValidationError
 from anamnesis.ids import is_safe_id
 from anamnesis.memory import Memory
+from anamnesis.shapes import note_json
 
 EDIT_FIELDS = ("title", "type", "tags", "body")
 YES = ("1", "true", "yes", "on")

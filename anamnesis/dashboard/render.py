@@ -92,11 +92,6 @@ def highlight(snippet: str) -> Markup:
     return Markup("".join(out))  # noqa: S704 - every character of the input went through escape()
 
 
-def plain_snippet(snippet: str, open_mark: str = "«", close_mark: str = "»") -> str:
-    """The snippet for JSON: matched words between « and », no control characters."""
-    return snippet.replace(HIGHLIGHT_OPEN, open_mark).replace(HIGHLIGHT_CLOSE, close_mark)
-
-
 @dataclass(frozen=True, slots=True)
 class DiffLine:
     """One line of a unified diff: `kind` is add, del, hunk, or same."""
