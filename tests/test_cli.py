@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import pty
-import select
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from anamnesis.cli.parser import build_parser
+from tests.terminal import run_in_pty
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -159,39 +157,12 @@ def test_reindex_reports_skipped_files_and_keeps_good_notes(home: Path) -> None:
     assert json.loads(ok("search", "tox", "--json"))["hits"][0]["id"] == good
 
 
-def _run_in_pty(args: list[str]) -> tuple[int, str]:
-    """Run with stderr on a terminal (what a person sees); stdout stays a pipe."""
-    leader, follower = pty.openpty()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "anamnesis", *args], stdout=subprocess.PIPE, stderr=follower, stdin=subprocess.DEVNULL
-    )
-    os.close(follower)
-    chunks = []
-    while True:
-        ready, _, _ = select.select([leader], [], [], 60)
-        if not ready:
-            process.kill()
-            raise AssertionError("no output from the command within 60 s")
-        try:
-            data = os.read(leader, 4096)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data)
-    os.close(leader)
-    process.wait(timeout=60)
-    assert process.stdout is not None
-    process.stdout.close()
-    return process.returncode, b"".join(chunks).decode(errors="replace")
-
-
 def test_reindex_shows_a_progress_bar_on_a_terminal_but_not_in_a_pipe(home: Path) -> None:
     for i in range(30):
         (home / "memory" / "semantic" / f"01JD3W6Q2M8Z4T9K7B5X0R1C{i:02d}.md").write_text(
             f"---\nid: 01JD3W6Q2M8Z4T9K7B5X0R1C{i:02d}\ntype: semantic\ntitle: Fact {i}\n---\nbody {i}\n"
         )
-    code, terminal = _run_in_pty(["reindex", "--full"])
+    code, _, terminal = run_in_pty(["reindex", "--full"])
     assert code == 0
     assert "indexing [" in terminal
     assert "30/30" in terminal

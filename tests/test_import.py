@@ -7,9 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import pty
 import re
-import select
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +25,7 @@ from anamnesis.curation.importer import (
 )
 from anamnesis.memory import Memory, NoteDraft
 from anamnesis.search import SearchFilters
+from tests.terminal import run_in_pty
 
 pytestmark = pytest.mark.anyio
 
@@ -498,34 +497,6 @@ def test_cli_import_reads_claude_config_dir_not_the_default_folder(
     assert data["sources"] == [str(moved / "projects")]
     explicit = json.loads(anamnesis("import", "--json", "--claude-dir", str(isolated_env / ".claude")).stdout)
     assert [item["source"] for item in explicit["items"]] == ["projects/-nowhere-app/memory/default.md"]
-
-
-def run_in_pty(args: list[str]) -> tuple[int, str, str]:
-    """Run with stderr on a terminal (what a person sees); stdout stays a pipe."""
-    leader, follower = pty.openpty()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "anamnesis", *args], stdout=subprocess.PIPE, stderr=follower, stdin=subprocess.DEVNULL
-    )
-    os.close(follower)
-    chunks = []
-    while True:
-        ready, _, _ = select.select([leader], [], [], 60)
-        if not ready:
-            process.kill()
-            raise AssertionError("no output from the command within 60 s")
-        try:
-            data = os.read(leader, 4096)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data)
-    os.close(leader)
-    assert process.stdout is not None
-    out = process.stdout.read().decode()
-    process.stdout.close()
-    process.wait(timeout=60)
-    return process.returncode, out, b"".join(chunks).decode(errors="replace")
 
 
 def test_cli_import_shows_progress_on_a_terminal_and_nothing_in_a_pipe(
