@@ -338,6 +338,12 @@ ORDINARY = [
     "Your password was changed successfully.",
     "The secret is out: we ship on Friday.",
     "The primary key is the id column, and the pin is 1.2.3 for now.",
+    # A version or a ticket after "auth:" is a session summary, not a credential (found in a
+    # generated 10k store, where it kept notes off the hub).
+    "Fixed a transient schema in auth: v4.37.7 was the cause.",
+    "Fixed a idempotent schema in auth: BUG-6657 was the cause.",
+    "Fixed a eager lockfile in auth: ACME-3175 was the cause; key: 2.1.0-rc1 is pinned.",
+    "The token is v2.14.6 of the spec.",
 ]
 
 

@@ -157,7 +157,7 @@ def _judge_prose(match: re.Match[str]) -> str | None:
     name = text[start:end]
     kind = _PROSE_WORDS.get(name.lower()) or secret_name_kind(name)
     value = match.group("secret")
-    if kind is None or _is_placeholder(value):
+    if kind is None or _is_placeholder(value) or _VERSION_OR_TICKET_RE.fullmatch(value.rstrip(".,;:!?")):
         return None
     if not (_looks_random(value) or (value.isdigit() and len(value) >= 8)):
         return None  # "the password is required", "the key is to cache"
@@ -275,6 +275,9 @@ _PLACEHOLDER_RE = re.compile(
     r"|(?:~|\.{1,2})?/[\w.~/@+-]*|(?:os\.environ|os\.getenv|process\.env|env\(|getenv\().*"
 )
 _DOTTED_RE = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
+# Versions (`v4.37.7`, `2.1.0-rc1`) and ticket ids (`BUG-6657`, `ACME-3175`) mix letters and
+# digits like a token, and follow "auth:" or "key:" in prose all the time.
+_VERSION_OR_TICKET_RE = re.compile(r"[vV]?\d+(?:\.\d+)+(?:[-+][0-9A-Za-z.]+)?|[A-Z][A-Z0-9]{1,11}-\d{1,7}")
 _CODE_IDENT_RE = re.compile(r"_*[a-z]+(?:_+[a-z]+)+|[a-z]+(?:[A-Z][a-z]*)+")
 _CALL_RE = re.compile(r"[A-Za-z_]\w*\(|\[")
 
@@ -299,6 +302,8 @@ def _judge_value(name: str, value: str, *, quoted: bool, colon: bool, after: str
         return kind
     if value.isdigit() and len(value) < 8:
         return None  # ports, counts, timeouts
+    if _VERSION_OR_TICKET_RE.fullmatch(value.rstrip(".,;:!?")):
+        return None
     if len(value) < 4 or after[:1] in ("(", "[", ".") or _CALL_RE.search(value):
         return None  # a call, an index, an attribute: code, not a value
     has_digit = any(c.isdigit() for c in value)
