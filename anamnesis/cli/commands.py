@@ -268,8 +268,9 @@ async def status(config: Config, args: argparse.Namespace, io: IO) -> int:
 async def doctor(config: Config, args: argparse.Namespace, io: IO) -> int:
     from anamnesis.claude_doctor import claude_checks
     from anamnesis.doctor import run_doctor
+    from anamnesis.sync.doctor import check_sync
 
-    findings = await run_doctor(config, claude_checks(io.environ))
+    findings = await run_doctor(config, [*claude_checks(io.environ), check_sync])
     failed = any(f.is_error for f in findings)
     if args.json:
         print_json(
