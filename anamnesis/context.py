@@ -15,9 +15,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from anamnesis.index import NoteSummary
 from anamnesis.memory import Memory
 from anamnesis.notes import GLOBAL_PROJECT
+from anamnesis.queries import NoteSummary
 from anamnesis.search import Hit, SearchFilters, query_terms
 
 DEFAULT_BUDGET = 6_000

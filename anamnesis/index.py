@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import aiosqlite
 import anyio
@@ -31,17 +31,26 @@ import anyio.to_thread
 
 from anamnesis.errors import BusyError, IndexStateError, NoteFormatError, QueryError
 from anamnesis.notes import Note
-from anamnesis.search import HIGHLIGHT_CLOSE, HIGHLIGHT_OPEN, Hit, SearchFilters
+from anamnesis.queries import (
+    SCHEMA_VERSION,
+    SUMMARY_COLUMNS,
+    NoteSummary,
+    Plan,
+    Rows,
+    filter_sql,
+    match_plan,
+    meta_plan,
+    recent_with_bodies_plan,
+    summary_of,
+)
+from anamnesis.search import Hit, SearchFilters
 from anamnesis.store import NoteFile, NoteStore
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
-SCHEMA_VERSION = 101  # 0.1.3 used 1-3; ours count from 100 so the two never agree by accident
 CHUNK = 500
 BUSY_TIMEOUT_MS = 15_000
-# BM25 column weights: title, body, tags. A word in the title says more than one in the body.
-WEIGHT_TITLE, WEIGHT_BODY, WEIGHT_TAGS = 3.0, 1.0, 2.0
-SNIPPET_TOKENS = 16
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -101,27 +110,6 @@ _NOTE_COLUMNS = (
     "id, type, title, body, tags, tags_json, project, scope, machine_id, prov_source, "
     "confidence, created_at, updated_at, path, size, mtime_ns, hash"
 )
-_SUMMARY_COLUMNS = (
-    "n.id, n.type, n.title, n.project, n.scope, n.tags_json, n.created_at, n.updated_at, n.machine_id, n.path"
-)
-
-
-@dataclass(frozen=True, slots=True)
-class NoteSummary:
-    """What lists show of a note: no body."""
-
-    id: str
-    type: str
-    title: str
-    project: str
-    scope: str
-    tags: tuple[str, ...]
-    created_at: str
-    updated_at: str
-    machine_id: str
-    path: str
-
-
 @dataclass(frozen=True, slots=True)
 class Problem:
     """A file the index could not take, and why."""
@@ -498,60 +486,37 @@ class SearchIndex:
 
     # -- queries -------------------------------------------------------------------------
 
+    async def run(self, plan: Plan[T]) -> T:
+        """Drive a read plan of `anamnesis.queries` on this connection; what the plan returns."""
+        try:
+            query = next(plan)
+            while True:
+                try:
+                    rows = cast(Rows, list(await self._db.execute_fetchall(query[0], query[1])))
+                except sqlite3.Error as exc:
+                    query = plan.throw(exc)
+                else:
+                    query = plan.send(rows)
+        except StopIteration as stop:
+            result: T = stop.value
+            return result
+
     async def match(self, expression: str, filters: SearchFilters, limit: int, match: str) -> list[Hit]:
         """Notes matching an FTS5 expression (already made safe by `search.build_query`)."""
-        where, params = _filter_sql(filters)
-        sql = (
-            f"SELECT n.pk, {_SUMMARY_COLUMNS}, "
-            f"bm25(notes_fts, {WEIGHT_TITLE}, {WEIGHT_BODY}, {WEIGHT_TAGS}) AS score "
-            "FROM notes_fts JOIN notes n ON n.pk = notes_fts.rowid "
-            f"WHERE notes_fts MATCH ? {where} ORDER BY score LIMIT ?"
-        )
-        try:
-            rows = list(await self._db.execute_fetchall(sql, [expression, *params, limit]))
-        except sqlite3.OperationalError as exc:
-            raise QueryError(f"search expression rejected: {exc}") from exc
-        if not rows:
-            return []
-        snippets = await self._snippets(expression, [row[0] for row in rows])
-        return [
-            Hit(
-                id=row[1],
-                type=row[2],
-                title=row[3],
-                project=row[4],
-                scope=row[5],
-                tags=tuple(json.loads(row[6])),
-                created_at=row[7],
-                updated_at=row[8],
-                score=float(f"{-float(row[11]):.4g}"),
-                snippet=snippets.get(row[0], ""),
-                match=match,
-            )
-            for row in rows
-        ]
-
-    async def _snippets(self, expression: str, pks: list[int]) -> dict[int, str]:
-        sql = (
-            f"SELECT rowid, snippet(notes_fts, 1, '{HIGHLIGHT_OPEN}', '{HIGHLIGHT_CLOSE}', '…', "
-            f"{SNIPPET_TOKENS}) FROM notes_fts WHERE notes_fts MATCH ? "
-            f"AND rowid IN ({', '.join('?' * len(pks))})"
-        )
-        rows = await self._db.execute_fetchall(sql, [expression, *pks])
-        return {row[0]: " ".join(str(row[1]).split()) for row in rows}
+        return await self.run(match_plan(expression, filters, limit, match))
 
     async def list_notes(self, filters: SearchFilters, limit: int, cursor: str | None = None) -> Page:
         """A page of notes, newest first (`updated_at`, then id), continuing after `cursor`."""
-        where, params = _filter_sql(filters)
+        where, params = filter_sql(filters)
         if cursor:
             after_time, after_id = decode_cursor(cursor)
             where += " AND (n.updated_at < ? OR (n.updated_at = ? AND n.id < ?))"
             params += [after_time, after_time, after_id]
         sql = (
-            f"SELECT {_SUMMARY_COLUMNS} FROM notes n WHERE 1 = 1 {where} ORDER BY n.updated_at DESC, n.id DESC LIMIT ?"
+            f"SELECT {SUMMARY_COLUMNS} FROM notes n WHERE 1 = 1 {where} ORDER BY n.updated_at DESC, n.id DESC LIMIT ?"
         )
         rows = list(await self._db.execute_fetchall(sql, [*params, limit + 1]))
-        notes = [_summary(row) for row in rows[:limit]]
+        notes = [summary_of(row) for row in rows[:limit]]
         next_cursor = encode_cursor(notes[-1].updated_at, notes[-1].id) if len(rows) > limit else None
         return Page(notes, next_cursor)
 
@@ -559,22 +524,13 @@ class SearchIndex:
         self, filters: SearchFilters, limit: int, exclude_tags: Sequence[str] = ()
     ) -> list[tuple[NoteSummary, str, float]]:
         """(summary, body, confidence) of the newest notes matching `filters`, for session context."""
-        where, params = _filter_sql(filters)
-        for tag in exclude_tags:
-            where += " AND n.pk NOT IN (SELECT note_pk FROM note_tags WHERE tag = ?)"
-            params.append(tag)
-        sql = (
-            f"SELECT {_SUMMARY_COLUMNS}, n.body, n.confidence FROM notes n WHERE 1 = 1 {where} "
-            "ORDER BY n.updated_at DESC, n.id DESC LIMIT ?"
-        )
-        rows = await self._db.execute_fetchall(sql, [*params, limit])
-        return [(_summary(row), row[10], float(row[11])) for row in rows]
+        return await self.run(recent_with_bodies_plan(filters, limit, exclude_tags))
 
     async def summary(self, note_id: str) -> NoteSummary | None:
         rows = list(
-            await self._db.execute_fetchall(f"SELECT {_SUMMARY_COLUMNS} FROM notes n WHERE n.id = ?", (note_id,))
+            await self._db.execute_fetchall(f"SELECT {SUMMARY_COLUMNS} FROM notes n WHERE n.id = ?", (note_id,))
         )
-        return _summary(rows[0]) if rows else None
+        return summary_of(rows[0]) if rows else None
 
     async def superseded_by(self, note_id: str) -> list[str]:
         rows = await self._db.execute_fetchall(
@@ -613,8 +569,7 @@ class SearchIndex:
         }
 
     async def get_meta(self, key: str) -> str | None:
-        rows = list(await self._db.execute_fetchall("SELECT value FROM meta WHERE key = ?", (key,)))
-        return str(rows[0][0]) if rows else None
+        return await self.run(meta_plan(key))
 
     async def set_meta(self, values: dict[str, str]) -> None:
         await self._transaction([("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", list(values.items()))])
@@ -646,25 +601,6 @@ def _split_sql(script: str) -> list[str]:
     return statements
 
 
-def _filter_sql(filters: SearchFilters) -> tuple[str, list[Any]]:
-    where, params = "", []  # type: ignore[var-annotated]
-    if filters.projects:
-        where += f" AND n.project IN ({', '.join('?' * len(filters.projects))})"
-        params.extend(filters.projects)
-    if filters.types:
-        where += f" AND n.type IN ({', '.join('?' * len(filters.types))})"
-        params.extend(filters.types)
-    if filters.scope:
-        where += " AND n.scope = ?"
-        params.append(filters.scope)
-    for tag in filters.tags:
-        where += " AND n.pk IN (SELECT note_pk FROM note_tags WHERE tag = ?)"
-        params.append(tag)
-    if not filters.include_superseded:
-        where += " AND NOT EXISTS (SELECT 1 FROM supersessions s WHERE s.superseded_id = n.id)"
-    return where, params
-
-
 def _note_row(read: _Read) -> tuple[Any, ...]:
     note = read.note
     assert note is not None
@@ -686,21 +622,6 @@ def _note_row(read: _Read) -> tuple[Any, ...]:
         read.file.size,
         read.file.mtime_ns,
         read.digest,
-    )
-
-
-def _summary(row: Sequence[Any]) -> NoteSummary:
-    return NoteSummary(
-        id=row[0],
-        type=row[1],
-        title=row[2],
-        project=row[3],
-        scope=row[4],
-        tags=tuple(json.loads(row[5])),
-        created_at=row[6],
-        updated_at=row[7],
-        machine_id=row[8],
-        path=row[9],
     )
 
 

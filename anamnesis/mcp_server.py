@@ -57,10 +57,11 @@ from anamnesis.errors import (
     PeerUnreachableError,
     SyncError,
 )
-from anamnesis.index import NoteSummary, encode_cursor
+from anamnesis.index import encode_cursor
 from anamnesis.memory import Memory, NoteDraft, open_memory
 from anamnesis.notes import GLOBAL_PROJECT, MAX_TITLE_CHARS, NOTE_TYPES, SCOPES, Note
 from anamnesis.project import resolve_project
+from anamnesis.queries import NoteSummary
 from anamnesis.search import MAX_LIMIT, Hit, SearchFilters
 
 logger = logging.getLogger(__name__)

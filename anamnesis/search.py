@@ -271,13 +271,6 @@ async def search(
 
     `max_limit` exists for benchmarks (recall@100); every user-facing caller keeps 50.
     """
-    wanted = clamp_limit(limit, max_limit)
-    query = build_query(text)
-    if query is None:
-        return []
-    hits = await index.match(query.strict, filters, wanted, match="strict")
-    if len(hits) < wanted and len(query.terms) > 1:
-        seen = {hit.id for hit in hits}
-        relaxed = await index.match(query.relaxed, filters, wanted + len(hits), match="relaxed")
-        hits.extend(hit for hit in relaxed if hit.id not in seen)
-    return hits[:wanted]
+    from anamnesis.queries import search_plan  # it builds on this module's values
+
+    return await index.run(search_plan(text, filters, limit, max_limit))

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from anamnesis.index import NoteSummary
 from anamnesis.notes import Note
+from anamnesis.queries import NoteSummary
 from anamnesis.search import Hit
 
 MARK_OPEN, MARK_CLOSE = "«", "»"

@@ -42,8 +42,9 @@ from common import machine_line  # noqa: E402
 
 from anamnesis.config import Layout, load_config  # noqa: E402
 from anamnesis.home import init_home  # noqa: E402
-from anamnesis.index import WEIGHT_BODY, WEIGHT_TAGS, WEIGHT_TITLE, SearchIndex  # noqa: E402
+from anamnesis.index import SearchIndex  # noqa: E402
 from anamnesis.notes import MAX_TITLE_CHARS, Note, render_note  # noqa: E402
+from anamnesis.queries import WEIGHT_BODY, WEIGHT_TAGS, WEIGHT_TITLE  # noqa: E402
 from anamnesis.search import query_terms, search  # noqa: E402
 from anamnesis.store import NoteStore  # noqa: E402
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 from typing import Any, TextIO
 
-from anamnesis.index import NoteSummary
 from anamnesis.notes import Note
+from anamnesis.queries import NoteSummary
 from anamnesis.search import Hit
 from anamnesis.shapes import MARK_CLOSE, MARK_OPEN
 

@@ -1,0 +1,196 @@
+"""The index's read queries as plans: generators that yield `(sql, params)` and receive the rows.
+
+A plan holds the SQL and what to make of its rows, and nothing about how they are fetched, so
+one plan serves two drivers: `SearchIndex.run` (aiosqlite, for the CLI, MCP, the dashboard and
+the service) and `run_sync` on a plain `sqlite3` connection, which is what lets the two context
+hooks answer without importing asyncio, anyio or aiosqlite (~35 ms of every hook). A query the
+database rejects is thrown back into the plan at its `yield`, so error handling stays here too.
+
+This module imports only the standard library and the value modules.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from anamnesis.errors import QueryError
+from anamnesis.search import (
+    DEFAULT_LIMIT,
+    HIGHLIGHT_CLOSE,
+    HIGHLIGHT_OPEN,
+    MAX_LIMIT,
+    Hit,
+    SearchFilters,
+    build_query,
+    clamp_limit,
+)
+
+T = TypeVar("T")
+Query = tuple[str, Sequence[Any]]
+Rows = list[tuple[Any, ...]]
+Plan = Generator[Query, Rows, T]
+
+SCHEMA_VERSION = 101  # 0.1.3 used 1-3; ours count from 100 so the two never agree by accident
+# BM25 column weights: title, body, tags. A word in the title says more than one in the body.
+WEIGHT_TITLE, WEIGHT_BODY, WEIGHT_TAGS = 3.0, 1.0, 2.0
+SNIPPET_TOKENS = 16
+
+SUMMARY_COLUMNS = (
+    "n.id, n.type, n.title, n.project, n.scope, n.tags_json, n.created_at, n.updated_at, n.machine_id, n.path"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class NoteSummary:
+    """What lists show of a note: no body."""
+
+    id: str
+    type: str
+    title: str
+    project: str
+    scope: str
+    tags: tuple[str, ...]
+    created_at: str
+    updated_at: str
+    machine_id: str
+    path: str
+
+
+def run_sync(connection: sqlite3.Connection, plan: Plan[T]) -> T:
+    """Drive `plan` on a blocking `sqlite3` connection; what the plan returns."""
+    try:
+        query = next(plan)
+        while True:
+            try:
+                rows = connection.execute(query[0], query[1]).fetchall()
+            except sqlite3.Error as exc:
+                query = plan.throw(exc)
+            else:
+                query = plan.send(rows)
+    except StopIteration as stop:
+        result: T = stop.value
+        return result
+
+
+# -- plans ------------------------------------------------------------------------------------
+
+
+def search_plan(
+    text: str, filters: SearchFilters = SearchFilters(), limit: int | None = DEFAULT_LIMIT, max_limit: int = MAX_LIMIT
+) -> Plan[list[Hit]]:
+    """Ranked hits for `text`: strict matches first, then relaxed ones, at most `limit`."""
+    wanted = clamp_limit(limit, max_limit)
+    query = build_query(text)
+    if query is None:
+        return []
+    hits = yield from match_plan(query.strict, filters, wanted, "strict")
+    if len(hits) < wanted and len(query.terms) > 1:
+        seen = {hit.id for hit in hits}
+        relaxed = yield from match_plan(query.relaxed, filters, wanted + len(hits), "relaxed")
+        hits.extend(hit for hit in relaxed if hit.id not in seen)
+    return hits[:wanted]
+
+
+def match_plan(expression: str, filters: SearchFilters, limit: int, match: str) -> Plan[list[Hit]]:
+    """Notes matching an FTS5 expression (already made safe by `search.build_query`)."""
+    where, params = filter_sql(filters)
+    sql = (
+        f"SELECT n.pk, {SUMMARY_COLUMNS}, "
+        f"bm25(notes_fts, {WEIGHT_TITLE}, {WEIGHT_BODY}, {WEIGHT_TAGS}) AS score "
+        "FROM notes_fts JOIN notes n ON n.pk = notes_fts.rowid "
+        f"WHERE notes_fts MATCH ? {where} ORDER BY score LIMIT ?"
+    )
+    try:
+        rows = yield (sql, [expression, *params, limit])
+    except sqlite3.OperationalError as exc:
+        raise QueryError(f"search expression rejected: {exc}") from exc
+    if not rows:
+        return []
+    pks = [row[0] for row in rows]
+    snippet_rows = yield (
+        f"SELECT rowid, snippet(notes_fts, 1, '{HIGHLIGHT_OPEN}', '{HIGHLIGHT_CLOSE}', '…', "
+        f"{SNIPPET_TOKENS}) FROM notes_fts WHERE notes_fts MATCH ? "
+        f"AND rowid IN ({', '.join('?' * len(pks))})",
+        [expression, *pks],
+    )
+    snippets = {row[0]: " ".join(str(row[1]).split()) for row in snippet_rows}
+    return [
+        Hit(
+            id=row[1],
+            type=row[2],
+            title=row[3],
+            project=row[4],
+            scope=row[5],
+            tags=tuple(json.loads(row[6])),
+            created_at=row[7],
+            updated_at=row[8],
+            score=float(f"{-float(row[11]):.4g}"),
+            snippet=snippets.get(row[0], ""),
+            match=match,
+        )
+        for row in rows
+    ]
+
+
+def recent_with_bodies_plan(
+    filters: SearchFilters, limit: int, exclude_tags: Sequence[str] = ()
+) -> Plan[list[tuple[NoteSummary, str, float]]]:
+    """(summary, body, confidence) of the newest notes matching `filters`, for session context."""
+    where, params = filter_sql(filters)
+    for tag in exclude_tags:
+        where += " AND n.pk NOT IN (SELECT note_pk FROM note_tags WHERE tag = ?)"
+        params.append(tag)
+    rows = yield (
+        f"SELECT {SUMMARY_COLUMNS}, n.body, n.confidence FROM notes n WHERE 1 = 1 {where} "
+        "ORDER BY n.updated_at DESC, n.id DESC LIMIT ?",
+        [*params, limit],
+    )
+    return [(summary_of(row), row[10], float(row[11])) for row in rows]
+
+
+def meta_plan(key: str) -> Plan[str | None]:
+    rows = yield ("SELECT value FROM meta WHERE key = ?", (key,))
+    return str(rows[0][0]) if rows else None
+
+
+# -- pieces -----------------------------------------------------------------------------------
+
+
+def filter_sql(filters: SearchFilters) -> tuple[str, list[Any]]:
+    """The `AND …` conditions on `notes n` for `filters`, and their parameters."""
+    where, params = "", []  # type: ignore[var-annotated]
+    if filters.projects:
+        where += f" AND n.project IN ({', '.join('?' * len(filters.projects))})"
+        params.extend(filters.projects)
+    if filters.types:
+        where += f" AND n.type IN ({', '.join('?' * len(filters.types))})"
+        params.extend(filters.types)
+    if filters.scope:
+        where += " AND n.scope = ?"
+        params.append(filters.scope)
+    for tag in filters.tags:
+        where += " AND n.pk IN (SELECT note_pk FROM note_tags WHERE tag = ?)"
+        params.append(tag)
+    if not filters.include_superseded:
+        where += " AND NOT EXISTS (SELECT 1 FROM supersessions s WHERE s.superseded_id = n.id)"
+    return where, params
+
+
+def summary_of(row: Sequence[Any]) -> NoteSummary:
+    """A `NoteSummary` from the first ten columns of a row selected with SUMMARY_COLUMNS."""
+    return NoteSummary(
+        id=row[0],
+        type=row[1],
+        title=row[2],
+        project=row[3],
+        scope=row[4],
+        tags=tuple(json.loads(row[5])),
+        created_at=row[6],
+        updated_at=row[7],
+        machine_id=row[8],
+        path=row[9],
+    )
