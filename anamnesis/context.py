@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from anamnesis.memory import Memory
 from anamnesis.notes import GLOBAL_PROJECT
-from anamnesis.queries import NoteSummary
+from anamnesis.queries import NoteSummary, Plan, recent_with_bodies_plan, search_plan
 from anamnesis.search import Hit, SearchFilters, query_terms
+
+if TYPE_CHECKING:
+    from anamnesis.memory import Memory
 
 DEFAULT_BUDGET = 6_000
 MAX_BUDGET = 9_500
@@ -53,20 +56,34 @@ class _Entry:
 
 async def session_context(memory: Memory, project: str, budget: int = DEFAULT_BUDGET) -> Context:
     """The session-start block for `project`; empty text when the memory has nothing for it."""
+    return await memory.index.run(session_context_plan(project, budget))
+
+
+async def prompt_context(memory: Memory, project: str, prompt: str, already_shown: set[str]) -> Context:
+    """Notes clearly relevant to `prompt` and not shown yet; empty text when there are none.
+
+    The index is used as it is: the hook has already taken in what changed, cheaply.
+    """
+    return await memory.index.run(prompt_context_plan(project, prompt, already_shown))
+
+
+def session_context_plan(project: str, budget: int = DEFAULT_BUDGET) -> Plan[Context]:
+    """`session_context` as a read plan (`anamnesis.queries`), for either driver."""
     budget = max(500, min(budget, MAX_BUDGET))
-    index = memory.index
     sessions = [
         (s, b)
-        for s, b, _ in await index.recent_with_bodies(
-            SearchFilters(projects=(project,), types=("episodic",)), 2, (*HIDDEN_TAGS, REFLECTED_TAG)
+        for s, b, _ in (
+            yield from recent_with_bodies_plan(
+                SearchFilters(projects=(project,), types=("episodic",)), 2, (*HIDDEN_TAGS, REFLECTED_TAG)
+            )
         )
     ]
-    preferences = await index.recent_with_bodies(
+    preferences = yield from recent_with_bodies_plan(
         SearchFilters(projects=(GLOBAL_PROJECT,), types=("procedural",)), 60, HIDDEN_TAGS
     )
     durable: list[tuple[NoteSummary, str, float]] = []
     if project != GLOBAL_PROJECT:
-        durable = await index.recent_with_bodies(
+        durable = yield from recent_with_bodies_plan(
             SearchFilters(projects=(project,), types=("procedural", "semantic")), 120, HIDDEN_TAGS
         )
     if not (sessions or preferences or durable):
@@ -125,13 +142,13 @@ async def session_context(memory: Memory, project: str, budget: int = DEFAULT_BU
     return Context(header + "".join(parts) + footer, shown, listed)
 
 
-async def prompt_context(memory: Memory, project: str, prompt: str, already_shown: set[str]) -> Context:
-    """Notes clearly relevant to `prompt` and not shown yet; empty text when there are none."""
+def prompt_context_plan(project: str, prompt: str, already_shown: set[str]) -> Plan[Context]:
+    """`prompt_context` as a read plan (`anamnesis.queries`), for either driver."""
     terms = query_terms(prompt)
     if not terms or not prompt.strip():
         return Context("")
     projects = (project, GLOBAL_PROJECT) if project != GLOBAL_PROJECT else (GLOBAL_PROJECT,)
-    hits = await memory.search(prompt, SearchFilters(projects=projects), 8)
+    hits = yield from search_plan(prompt, SearchFilters(projects=projects), 8)
     relevant = [h for h in hits if h.id not in already_shown and _clearly_relevant(h, terms)]
     if not relevant:
         return Context("")

@@ -86,11 +86,13 @@ def _read_payload(stdin: TextIO) -> dict[str, Any] | None:
 
 
 def _dispatch(event: str, payload: dict[str, Any], environ: Mapping[str, str]) -> str | None:
-    import anyio
-
     from anamnesis.config import home_from_env, load_config
 
     config = load_config(home_from_env(environ), environ)
+    if event in _CONTEXT_HOOKS:
+        return _CONTEXT_HOOKS[event](config, payload, environ)
+    import anyio
+
     handler = _HANDLERS[event]
 
     async def main() -> str | None:
@@ -109,27 +111,25 @@ def project_of(payload: Mapping[str, Any], environ: Mapping[str, str]) -> str:
     return resolve_project(Path(str(cwd)), Path(home) if home else None)
 
 
-async def _session_start(config: Any, payload: dict[str, Any], environ: Mapping[str, str]) -> str | None:
-    from anamnesis.context import DEFAULT_BUDGET, session_context
-    from anamnesis.memory import open_memory
-
-    budget = int(_setting(config, "context_budget", DEFAULT_BUDGET))
+def _session_start(config: Any, payload: dict[str, Any], environ: Mapping[str, str]) -> str | None:
+    from anamnesis.context import DEFAULT_BUDGET, session_context_plan
     from anamnesis.errors import AnamnesisError
 
     try:
         _sync_if_due(config, environ)
     except (OSError, AnamnesisError) as exc:  # the context matters more than an early sync
         _log(config.layout.state_dir, "session-start", f"no sync started: {exc}")
-    async with open_memory(config, busy_timeout_ms=HOOK_BUSY_TIMEOUT_MS) as memory:
-        await _catch_up(memory, FRESHNESS_BOUND)
-        context = await session_context(memory, project_of(payload, environ), budget)
+    budget = int(_setting(config, "context_budget", DEFAULT_BUDGET))
+    project = project_of(payload, environ)
+    context = _read(config, "session-start", lambda: session_context_plan(project, budget), FRESHNESS_BOUND)
+    if context is None:
+        return None
     _remember_shown(config, payload, context.shown_ids, reset=True)
     return _additional_context("session-start", context.text)
 
 
-async def _user_prompt_submit(config: Any, payload: dict[str, Any], environ: Mapping[str, str]) -> str | None:
-    from anamnesis.context import prompt_context
-    from anamnesis.memory import open_memory
+def _user_prompt_submit(config: Any, payload: dict[str, Any], environ: Mapping[str, str]) -> str | None:
+    from anamnesis.context import prompt_context_plan
 
     if not _setting(config, "user_prompt_context", True):
         return None
@@ -137,12 +137,66 @@ async def _user_prompt_submit(config: Any, payload: dict[str, Any], environ: Map
     if not prompt.strip():
         return None
     shown = _shown(config, payload)
-    async with open_memory(config, busy_timeout_ms=HOOK_BUSY_TIMEOUT_MS) as memory:
-        await _catch_up(memory, FRESHNESS_BOUND / 2)
-        context = await prompt_context(memory, project_of(payload, environ), prompt, shown)
+    project = project_of(payload, environ)
+    context = _read(config, "user-prompt-submit", lambda: prompt_context_plan(project, prompt, shown),
+                    FRESHNESS_BOUND / 2)
+    if context is None:
+        return None
     if context.shown_ids:
         _remember_shown(config, payload, context.shown_ids)
     return _additional_context("user-prompt-submit", context.text)
+
+
+def _read(config: Any, event: str, make_plan: Callable[[], Any], bound: float) -> Any:
+    """What a read plan answers, from the index as the files stand now.
+
+    When the index is already in step with the note directories (the common case) a plain
+    `sqlite3` connection answers: no asyncio, anyio or aiosqlite is imported, a third of the
+    hook's time. Otherwise the full path takes in what changed (for at most `bound` seconds)
+    and answers; None when even that ran out of time.
+    """
+    answered = _read_in_step(config, make_plan)
+    if answered is not None:
+        return answered
+    import anyio
+
+    from anamnesis.memory import open_memory
+
+    async def catch_up_and_read() -> Any:
+        with anyio.move_on_after(DEADLINES[event]):
+            async with open_memory(config, busy_timeout_ms=HOOK_BUSY_TIMEOUT_MS) as memory:
+                await _catch_up(memory, bound)
+                return await memory.index.run(make_plan())
+        return None
+
+    return anyio.run(catch_up_and_read)
+
+
+def _read_in_step(config: Any, make_plan: Callable[[], Any]) -> Any:
+    """The plan's answer on a plain sqlite3 connection, or None when the index is not in step
+    with the note directories (or not there, or of another schema): then the full path runs."""
+    import sqlite3
+
+    from anamnesis.queries import SCHEMA_VERSION, meta_plan, run_sync
+    from anamnesis.store import NoteStore
+
+    path = config.layout.index_path
+    if not path.is_file():
+        return None
+    connection = sqlite3.connect(path, timeout=HOOK_BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+    try:
+        connection.execute("PRAGMA query_only = ON")
+        if connection.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+            return None
+        stamps = ",".join(map(str, NoteStore(config.layout).directory_stamps()))
+        if run_sync(connection, meta_plan("dir_stamps")) != stamps:
+            return None
+        return run_sync(connection, make_plan())
+    except sqlite3.Error as exc:
+        _log(config.layout.state_dir, "read", f"answered the long way: {exc}")
+        return None
+    finally:
+        connection.close()
 
 
 async def _catch_up(memory: Any, bound: float) -> None:
@@ -249,10 +303,11 @@ def _detach(arguments: list[str], environ: Mapping[str, str]) -> None:
     )
 
 
-_HANDLERS: dict[str, Handler] = {
+_HANDLERS: dict[str, Handler] = {event: _capture_handler(event) for event in _CAPTURE_SOURCES}
+# The context hooks run without an event loop as long as the index is in step (see `_read`).
+_CONTEXT_HOOKS: dict[str, Callable[[Any, dict[str, Any], Mapping[str, str]], str | None]] = {
     "session-start": _session_start,
     "user-prompt-submit": _user_prompt_submit,
-    **{event: _capture_handler(event) for event in _CAPTURE_SOURCES},
 }
 
 

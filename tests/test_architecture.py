@@ -10,8 +10,8 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "anamnesis"
 HEAVY = ("mcp", "quart", "hypercorn", "asyncssh", "pydantic")
-CORE = ("notes", "config", "errors", "ids", "store", "index", "search", "memory", "gitrepo", "project",
-        "context", "doctor", "evaluation", "home", "locks")
+CORE = ("notes", "config", "errors", "ids", "store", "index", "search", "queries", "shapes", "memory", "gitrepo",
+        "project", "context", "doctor", "evaluation", "home", "locks")
 
 
 def test_the_hook_path_never_imports_mcp_quart_or_asyncssh(anamnesis_home: Path) -> None:

@@ -161,3 +161,55 @@ def test_stop_prints_nothing_even_with_a_valid_payload(anamnesis_home: Path) -> 
     subprocess.run([sys.executable, "-m", "anamnesis", "init"], check=True, capture_output=True)
     result = hook("stop", {"session_id": "s", "cwd": "/tmp", "last_assistant_message": "done"})
     assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+
+
+LOOP_MODULES = ("asyncio", "anyio", "aiosqlite")
+_PROBE = (
+    "import io, json, sys\n"
+    "from anamnesis.cli import main\n"
+    "sys.stdin = io.StringIO(sys.argv[2])\n"
+    "main(['hook', sys.argv[1]])\n"
+    f"print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {LOOP_MODULES!r})), file=sys.stderr)\n"
+)
+
+
+def probe(event: str, payload: dict[str, str]) -> tuple[str, list[str]]:
+    """The hook's output, and which event-loop modules the process loaded to answer."""
+    result = subprocess.run(
+        [sys.executable, "-c", _PROBE, event, json.dumps(payload)], capture_output=True, text=True, check=True
+    )
+    return result.stdout, json.loads(result.stderr.strip().splitlines()[-1])
+
+
+@pytest.mark.anyio
+async def test_context_hooks_answer_without_an_event_loop_once_the_index_is_in_step(
+    memory: Memory, tmp_path: Path
+) -> None:
+    cwd = str(repo_with_origin(tmp_path))
+    deploy = await write(memory, "Deploy quotes with helm upgrade", "Run make deploy; it wraps helm upgrade.")
+    start = {"cwd": cwd, "session_id": "s-fast", "source": "startup"}
+
+    # The note just written changed a directory: the first hook takes it in, the long way.
+    first, loaded = probe("session-start", start)
+    assert deploy in context_of(subprocess.CompletedProcess([], 0, first, ""), "SessionStart")
+    assert "asyncio" in loaded
+
+    # Now the index is in step: the same answer, with no event loop at all.
+    again, loaded = probe("session-start", start)
+    assert again == first
+    assert loaded == []
+    prompt = {"cwd": cwd, "session_id": "s-other", "prompt": "how do I deploy quotes with helm?"}
+    answer, loaded = probe("user-prompt-submit", prompt)
+    assert deploy in context_of(subprocess.CompletedProcess([], 0, answer, ""), "UserPromptSubmit")
+    assert loaded == []
+
+    # A note added by hand puts it out of step again: it is found at once, the long way.
+    by_hand = memory.config.layout.memory_dir / "procedural" / "01JD3W6Q2M8Z4T9K7B5X0R1C2V.md"
+    by_hand.write_text(
+        "---\nid: 01JD3W6Q2M8Z4T9K7B5X0R1C2V\ntype: procedural\ntitle: Roll back quotes with helm rollback\n"
+        f"project: {PROJECT}\n---\nhelm rollback quotes, then check the dashboards.\n",
+        encoding="utf-8",
+    )
+    answer, loaded = probe("user-prompt-submit", {**prompt, "prompt": "how do I roll back quotes with helm?"})
+    assert "01JD3W6Q2M8Z4T9K7B5X0R1C2V" in answer
+    assert "asyncio" in loaded
