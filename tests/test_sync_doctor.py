@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import sys
@@ -94,3 +95,17 @@ async def test_the_cli_doctor_fails_on_a_note_with_a_secret(tmp_path: Path) -> N
     assert result.returncode == 1
     assert "[FAIL] sync:" in out
     assert "sync will not push it" in out
+
+
+async def test_status_shows_the_last_sync(tmp_path: Path, hub: Hub) -> None:
+    laptop = await make_machine(tmp_path, "laptop", hub)
+    env = {**os.environ, "ANAMNESIS_HOME": str(laptop.home)}
+    before = await anyio.run_process([sys.executable, "-m", "anamnesis", "status"], env=env)
+    assert "sync      never synced" in before.stdout.decode()
+    await laptop.sync()
+    after = await anyio.run_process([sys.executable, "-m", "anamnesis", "status", "--json"], env=env)
+    shown = json.loads(after.stdout)
+    assert shown["hub"] == hub.url()
+    assert shown["sync"]["last_ok"] is not None
+    assert shown["sync"]["last_error"] is None
+    assert shown["sync"]["withheld"] == []

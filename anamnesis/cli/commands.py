@@ -244,8 +244,17 @@ async def reindex(config: Config, args: argparse.Namespace, io: IO) -> int:
 
 
 async def status(config: Config, args: argparse.Namespace, io: IO) -> int:
+    from anamnesis.sync.fleet import SyncState, state_path
+
     async with open_memory(config) as memory:
         info = await memory.status()
+    state = await anyio.to_thread.run_sync(SyncState.load, state_path(config.layout))
+    info["sync"] = {
+        "last_ok": state.last_ok,
+        "last_attempt": state.last_attempt,
+        "last_error": state.last_error if state.consecutive_failures else None,
+        "withheld": [*state.withheld_paths],
+    }
     if args.json:
         print_json(io.out, info)
         return 0
@@ -260,6 +269,13 @@ async def status(config: Config, args: argparse.Namespace, io: IO) -> int:
     git = info["git"]
     out.write(f"git       {git['branch']} at {(git['head'] or 'no commits')[:10]}, {git['uncommitted']} uncommitted\n")
     out.write(f"hub       {info['hub'] or 'none (local only)'}\n")
+    if info["hub"]:
+        sync = info["sync"]
+        last = f"last ok {sync['last_ok']}" if sync["last_ok"] else "never synced"
+        failed = f"; the last attempt failed: {sync['last_error']}" if sync["last_error"] else ""
+        out.write(f"sync      {last}{failed}\n")
+        if sync["withheld"]:
+            out.write(f"withheld  {len(sync['withheld'])} note(s) kept off the hub (secrets): run `anamnesis doctor`\n")
     if info["problems"]:
         out.write(f"problems  {info['problems']} file(s) could not be read: run `anamnesis doctor`\n")
     return 0
