@@ -20,8 +20,10 @@ import anyio
 import pytest
 
 from anamnesis.config import Config
+from anamnesis.curation.proposals import Proposal, ProposalStore
+from anamnesis.ids import new_ulid
 from anamnesis.memory import Memory, NoteDraft
-from anamnesis.notes import Note, render_note
+from anamnesis.notes import Note, render_note, utc_now
 
 pytestmark = pytest.mark.anyio
 
@@ -154,6 +156,23 @@ async def seed(memory: Memory) -> dict[str, Note]:
     )
     (fleet / "pi.json").write_text(json.dumps({"machine": "pi"}))
     (memory.git.path / "semantic" / "broken.md").write_text("title: no front-matter\n")
+    # A reflection proposal waiting for review, cited from the session note.
+    await ProposalStore.of(memory.config.layout).save(
+        [
+            Proposal(
+                id=new_ulid(),
+                project="github.com/acme/quotes-api",
+                type="procedural",
+                title="Warm the quotes cache before load tests",
+                body="Run `make warm-cache` first, or p99 latency doubles.",
+                tags=("testing",),
+                source_ids=(notes["session"].id,),
+                sent_ids=(notes["session"].id,),
+                model="openai/gpt-test",
+                created_at=utc_now(),
+            )
+        ]
+    )
     return notes
 
 
@@ -271,6 +290,7 @@ async def test_a_person_browses_searches_and_edits_in_a_real_browser(
                 ("fleet", "/fleet"),
                 ("conflicts", "/conflicts"),
                 ("health", "/health"),
+                ("reflection", "/reflection"),
             ):
                 await page.goto(served + path_)
                 await shot(name)
@@ -287,6 +307,15 @@ async def test_a_person_browses_searches_and_edits_in_a_real_browser(
             await page.wait_for_url("**/conflicts")
             assert "No conflict copies are waiting" in await page.locator("main").inner_text()
 
+            # Accept the reflection proposal: it becomes a note with its provenance.
+            await page.goto(served + "/reflection")
+            assert "Warm the quotes cache before load tests" in await page.locator("main").inner_text()
+            async with page.expect_navigation():
+                await page.get_by_role("button", name="Accept", exact=True).click()
+            written = await memory.search("warm quotes cache load tests")
+            assert [h.title for h in written][:1] == ["Warm the quotes cache before load tests"]
+            assert (await memory.get(written[0].id)).prov_source == "reflection"
+
             # The same pages on a phone-sized screen.
             phone = await browser.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True)
             small = await phone.new_page()
@@ -300,6 +329,7 @@ async def test_a_person_browses_searches_and_edits_in_a_real_browser(
                 ("history", f"/notes/{notes['migrations'].id}/history"),
                 ("fleet", "/fleet"),
                 ("health", "/health"),
+                ("reflection", "/reflection"),
             ):
                 await small.goto(served + path_)
                 width = await small.evaluate("document.documentElement.scrollWidth")
