@@ -13,24 +13,23 @@ from pathlib import Path
 
 import anyio.to_thread
 
-from anamnesis.capture.redact import find_secrets
 from anamnesis.config import Config
 from anamnesis.doctor import Finding
 from anamnesis.errors import AnamnesisError, PeerUnreachableError
+from anamnesis.sync import current_config
 from anamnesis.sync.fleet import SyncState, state_path
+from anamnesis.sync.gate import describe_withheld, withheld_kinds
 from anamnesis.sync.peers import Peer, configured_peers, parse_hub_url, sync_settings
 
 CHECK = "sync"
 DOCTOR_CONNECT_TIMEOUT = 8.0  # seconds: enough for a tailnet hub, short enough to wait for
-SECRETS_SHOWN = 10
+SHOWN = 10
 
 
 async def check_sync(config: Config) -> list[Finding]:
     """Hubs reachable, last sync, notes held back: what `anamnesis doctor` shows under `sync`."""
-    from anamnesis.sync import current_config
-
     config = await anyio.to_thread.run_sync(current_config, config)
-    findings = await anyio.to_thread.run_sync(_notes_with_secrets, config.layout.memory_dir)
+    findings = await anyio.to_thread.run_sync(_notes_withheld, config.layout.memory_dir)
     peers = configured_peers(config)
     if not peers:
         return [Finding("ok", CHECK, "no hub configured: notes stay on this machine"), *findings]
@@ -68,25 +67,24 @@ def _last_sync(state: SyncState) -> Finding:
     return Finding("ok", CHECK, f"last synced at {state.last_ok}")
 
 
-def _notes_with_secrets(memory_dir: Path) -> list[Finding]:
-    """Portable notes that still look like they hold a secret: sync keeps them off the hub."""
-    flagged: list[tuple[str, list[str]]] = []
+def _notes_withheld(memory_dir: Path) -> list[Finding]:
+    """Notes the next push would hold back (the sync gate's own test): one error each, with the fix."""
+    texts: dict[str, str] = {}
     for path in sorted(memory_dir.glob("*/*.md")):
         try:
-            kinds = find_secrets(path.read_text(encoding="utf-8", errors="replace"))
+            texts[path.relative_to(memory_dir).as_posix()] = path.read_text(encoding="utf-8", errors="replace")
         except OSError:
             continue
-        if kinds:
-            flagged.append((path.relative_to(memory_dir).as_posix(), kinds))
+    flagged = sorted(withheld_kinds(texts).items())
     findings = [
         Finding(
             "error",
             CHECK,
-            f"{name} looks like it holds {', '.join(kinds)}: sync will not push it",
-            "edit the note to remove the secret (it stays in this machine's git history only)",
+            f"{describe_withheld(name, texts[name], kinds).describe()} (sync will not push it until then)",
+            "edit the note; only this machine's git history keeps the old text",
         )
-        for name, kinds in flagged[:SECRETS_SHOWN]
+        for name, kinds in flagged[:SHOWN]
     ]
-    if len(flagged) > SECRETS_SHOWN:
-        findings.append(Finding("error", CHECK, f"… and {len(flagged) - SECRETS_SHOWN} more such notes"))
+    if len(flagged) > SHOWN:
+        findings.append(Finding("error", CHECK, f"… and {len(flagged) - SHOWN} more notes that sync holds back"))
     return findings

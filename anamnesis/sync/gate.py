@@ -21,7 +21,7 @@ import anyio.to_thread
 from anamnesis.capture.redact import find_secrets
 from anamnesis.errors import NoteFormatError
 from anamnesis.notes import parse_note
-from anamnesis.sync.repo import SyncRepo, TreeEntry
+from anamnesis.sync.repo import SyncRepo
 
 _SCANNED_SUFFIX = ".md"
 MARKERS_KIND = "unresolved-conflict-markers"
@@ -56,8 +56,9 @@ class PushPlan:
     withheld: list[Withheld] = field(default_factory=list)
 
 
-def _secret_kinds(texts: dict[str, str]) -> dict[str, tuple[str, ...]]:
-    """What in each text must not reach the hub: secrets, and conflict markers a hand-run merge left."""
+def withheld_kinds(texts: dict[str, str]) -> dict[str, tuple[str, ...]]:
+    """What in each text (by any key) must not reach the hub: secrets, and conflict markers a
+    hand-run merge left. Empty for a text that may be pushed."""
     found = {}
     for oid, text in texts.items():
         kinds = find_secrets(text)
@@ -96,12 +97,12 @@ async def plan_push(repo: SyncRepo, theirs: str | None, machine: str) -> PushPla
         return PushPlan(rev=head)
     blobs = await repo.blobs(candidates)
     texts = {oid: data.decode("utf-8", errors="replace") for oid, data in blobs.items()}
-    secret = await anyio.to_thread.run_sync(_secret_kinds, texts)
+    secret = await anyio.to_thread.run_sync(withheld_kinds, texts)
     if not secret:
         return PushPlan(rev=head)
     entries = await repo.tree_entries(head)
     withheld_entries = [e for e in entries if e.oid in secret and e.path.endswith(_SCANNED_SUFFIX)]
-    withheld = [_describe(e, texts.get(e.oid, ""), secret[e.oid]) for e in withheld_entries]
+    withheld = [describe_withheld(e.path, texts.get(e.oid, ""), secret[e.oid]) for e in withheld_entries]
     # The commit the hub gets: our tree, with each withheld path as the hub has it (or absent).
     hub_versions = (
         {e.path: e for e in await repo.tree_entries(theirs, [e.path for e in withheld_entries])}
@@ -130,9 +131,10 @@ async def plan_push(repo: SyncRepo, theirs: str | None, machine: str) -> PushPla
     return PushPlan(rev=public, withheld=withheld)
 
 
-def _describe(entry: TreeEntry, text: str, kinds: tuple[str, ...]) -> Withheld:
+def describe_withheld(path: str, text: str, kinds: tuple[str, ...]) -> Withheld:
+    """The note at `path` (relative to memory/) as sync names it when it holds it back."""
     try:
         note = parse_note(text)
     except NoteFormatError:
-        return Withheld(entry.path, None, None, kinds)
-    return Withheld(entry.path, note.id, note.title, kinds)
+        return Withheld(path, None, None, kinds)
+    return Withheld(path, note.id, note.title, kinds)
