@@ -136,7 +136,7 @@ def _judge_bearer(match: re.Match[str]) -> str | None:
 
 def _judge_cli_flag(match: re.Match[str]) -> str | None:
     value = match.group("secret")
-    if _is_placeholder(value) or (match.group("sep") != "=" and not _looks_random(value)):
+    if _is_no_secret(value) or (match.group("sep") != "=" and not _looks_random(value)):
         return None  # "--token flag" is prose; "--token=abc" or "--token 9fK2…" is not
     return secret_name_kind(match.group("flag")) or "password"
 
@@ -157,7 +157,7 @@ def _judge_prose(match: re.Match[str]) -> str | None:
     name = text[start:end]
     kind = _PROSE_WORDS.get(name.lower()) or secret_name_kind(name)
     value = match.group("secret")
-    if kind is None or _is_placeholder(value) or _VERSION_OR_TICKET_RE.fullmatch(value.rstrip(".,;:!?")):
+    if kind is None or _is_no_secret(value):
         return None
     if not (_looks_random(value) or (value.isdigit() and len(value) >= 8)):
         return None  # "the password is required", "the key is to cache"
@@ -282,28 +282,28 @@ _CODE_IDENT_RE = re.compile(r"_*[a-z]+(?:_+[a-z]+)+|[a-z]+(?:[A-Z][a-z]*)+")
 _CALL_RE = re.compile(r"[A-Za-z_]\w*\(|\[")
 
 
-def _is_placeholder(value: str) -> bool:
-    """`${X}`, `$X`, `<your key>`, `***`, `...`, a path, `os.environ[…]`, `None`, `str`."""
+def _is_no_secret(value: str) -> bool:
+    """A value that stands where a secret could, without being one: `${X}`, `$X`, `<your key>`,
+    `***`, `...`, a path, `os.environ[…]`, `None`, `str`, a version or a ticket id."""
     value = value.strip()
     return (
         not value
         or value.startswith(MARKER_PREFIX)
         or value.lower().strip("()[]") in _STAND_IN_WORDS
         or _PLACEHOLDER_RE.fullmatch(value) is not None
+        or _VERSION_OR_TICKET_RE.fullmatch(value.rstrip(".,;:!?")) is not None
     )
 
 
 def _judge_value(name: str, value: str, *, quoted: bool, colon: bool, after: str, env: bool = False) -> str | None:
     """The kind of secret `name = value` assigns, or None when it is code, prose or a stand-in."""
     kind = secret_name_kind(name, env=env)
-    if kind is None or _is_placeholder(value):
+    if kind is None or _is_no_secret(value):
         return None
     if quoted:
         return kind
     if value.isdigit() and len(value) < 8:
         return None  # ports, counts, timeouts
-    if _VERSION_OR_TICKET_RE.fullmatch(value.rstrip(".,;:!?")):
-        return None
     if len(value) < 4 or after[:1] in ("(", "[", ".") or _CALL_RE.search(value):
         return None  # a call, an index, an attribute: code, not a value
     has_digit = any(c.isdigit() for c in value)
