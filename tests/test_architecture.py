@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import ast
-import json
 import subprocess
 import sys
 from pathlib import Path
+
+from tests.hookprobe import probe_hook
 
 PACKAGE = Path(__file__).resolve().parent.parent / "anamnesis"
 HEAVY = ("mcp", "quart", "hypercorn", "asyncssh", "pydantic")
@@ -16,17 +17,9 @@ CORE = ("notes", "config", "errors", "ids", "store", "index", "search", "queries
 
 def test_the_hook_path_never_imports_mcp_quart_or_asyncssh(anamnesis_home: Path) -> None:
     subprocess.run([sys.executable, "-m", "anamnesis", "init"], check=True, capture_output=True)
-    probe = (
-        "import io, json, sys\n"
-        "from anamnesis.cli import main\n"
-        "sys.stdin = io.StringIO(json.dumps({'cwd': '/tmp', 'session_id': 's', 'prompt': 'tests'}))\n"
-        "main(['hook', sys.argv[1]])\n"
-        f"heavy = sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r})\n"
-        "print(json.dumps(heavy), file=sys.stderr)\n"
-    )
     for event in ("session-start", "user-prompt-submit", "session-end", "pre-compact", "stop"):
-        result = subprocess.run([sys.executable, "-c", probe, event], capture_output=True, text=True, check=True)
-        assert json.loads(result.stderr.strip().splitlines()[-1]) == [], event
+        _, loaded = probe_hook(event, {"cwd": "/tmp", "session_id": "s", "prompt": "tests"})
+        assert sorted(loaded & set(HEAVY)) == [], event
 
 
 def test_core_modules_never_import_adapters_or_their_libraries() -> None:

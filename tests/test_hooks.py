@@ -12,6 +12,7 @@ import pytest
 
 from anamnesis.config import write_config_file
 from anamnesis.memory import Memory, NoteDraft
+from tests.hookprobe import probe_hook
 
 PROJECT = "github.com/acme/quotes-api"
 
@@ -163,22 +164,13 @@ def test_stop_prints_nothing_even_with_a_valid_payload(anamnesis_home: Path) -> 
     assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
 
 
-LOOP_MODULES = ("asyncio", "anyio", "aiosqlite")
-_PROBE = (
-    "import io, json, sys\n"
-    "from anamnesis.cli import main\n"
-    "sys.stdin = io.StringIO(sys.argv[2])\n"
-    "main(['hook', sys.argv[1]])\n"
-    f"print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {LOOP_MODULES!r})), file=sys.stderr)\n"
-)
+LOOP_MODULES = {"asyncio", "anyio", "aiosqlite"}
 
 
 def probe(event: str, payload: dict[str, str]) -> tuple[str, list[str]]:
     """The hook's output, and which event-loop modules the process loaded to answer."""
-    result = subprocess.run(
-        [sys.executable, "-c", _PROBE, event, json.dumps(payload)], capture_output=True, text=True, check=True
-    )
-    return result.stdout, json.loads(result.stderr.strip().splitlines()[-1])
+    out, loaded = probe_hook(event, payload)
+    return out, sorted(loaded & LOOP_MODULES)
 
 
 @pytest.mark.anyio

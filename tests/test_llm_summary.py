@@ -7,8 +7,7 @@ and run on asyncio.
 from __future__ import annotations
 
 import json
-import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from anamnesis.config import ReflectionSettings
 from anamnesis.memory import Memory
 from tests.conftest import both_backends
 from tests.fake_openai import FakeModel, serve_fake_model
+from tests.ports import unused_port
 from tests.test_transcript import (
     CWD,
     SID,
@@ -154,10 +154,9 @@ async def test_an_answer_slower_than_the_timeout_gives_none(model_server: FakeMo
 
 @both_backends
 async def test_an_endpoint_nobody_listens_on_gives_none() -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    settings = ReflectionSettings(provider="local", model="m", base_url=f"http://127.0.0.1:{port}", timeout=2.0)
+    settings = ReflectionSettings(
+        provider="local", model="m", base_url=f"http://127.0.0.1:{unused_port()}", timeout=2.0
+    )
     assert await summarize(settings, "User: hi") is None
 
 
@@ -282,14 +281,15 @@ async def test_a_session_the_model_skips_leaves_no_note(
     assert list((memory.config.layout.memory_dir / "episodic").glob("*.md")) == []
 
 
-async def test_a_hook_capturing_while_the_model_thinks_does_not_wait(
-    memory: Memory, model_server: FakeModel, tmp_path: Path
-) -> None:
-    model_server.answer(good(title="Model title", body="Model body."))
-    model_server.hold = True
-    path = secret_transcript(tmp_path / "t.jsonl")
+async def hook_capture_while_the_model_thinks(
+    memory: Memory, model_server: FakeModel, path: Path, meanwhile: Callable[[], None] = lambda: None
+) -> tuple[Any, Any]:
+    """(the hook's note, the detached run's note): a detached capture waits on a model that has
+    the request and has not answered; meanwhile (after `meanwhile()`) a hook captures the same
+    session with a short lock timeout; then the model answers."""
     state_dir = memory.config.layout.state_dir
     results: dict[str, Any] = {}
+    model_server.hold = True
 
     async def detached_run() -> None:
         results["model"] = await capture_session(
@@ -299,39 +299,37 @@ async def test_a_hook_capturing_while_the_model_thinks_does_not_wait(
     async with anyio.create_task_group() as tg:
         tg.start_soon(detached_run)
         await anyio.to_thread.run_sync(model_server.received.wait)
-        # The model has the request and has not answered: the lock must be free.
+        meanwhile()
         results["hook"] = await capture_session(
             memory, path, SID, "acme/billing", "precompact", cursor_dir=state_dir, lock_timeout=0.5
         )
         model_server.release.set()
-    assert results["hook"] is not None
-    assert results["model"].title == "Model title"
-    assert results["model"].id == results["hook"].id
+    return results["hook"], results["model"]
+
+
+async def test_a_hook_capturing_while_the_model_thinks_does_not_wait(
+    memory: Memory, model_server: FakeModel, tmp_path: Path
+) -> None:
+    model_server.answer(good(title="Model title", body="Model body."))
+    path = secret_transcript(tmp_path / "t.jsonl")
+    # The model has the request and has not answered: the lock must be free.
+    hook, model = await hook_capture_while_the_model_thinks(memory, model_server, path)
+    assert hook is not None
+    assert model.title == "Model title"
+    assert model.id == hook.id
 
 
 async def test_a_session_that_went_on_while_the_model_thought_keeps_the_newer_note(
     memory: Memory, model_server: FakeModel, tmp_path: Path
 ) -> None:
     model_server.answer(good(title="Model title", body="Model body about the old part."))
-    model_server.hold = True
     path = secret_transcript(tmp_path / "t.jsonl")
-    state_dir = memory.config.layout.state_dir
-    results: dict[str, Any] = {}
 
-    async def detached_run() -> None:
-        results["model"] = await capture_session(
-            memory, path, SID, "acme/billing", "session-end", cursor_dir=state_dir, llm=model_server.settings()
-        )
-
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(detached_run)
-        await anyio.to_thread.run_sync(model_server.received.wait)
+    def the_session_goes_on() -> None:
         append(path, jsonl([user("Now add refunds"), assistant("m9", text("Refunds added."))]))
-        results["hook"] = await capture_session(
-            memory, path, SID, "acme/billing", "precompact", cursor_dir=state_dir, lock_timeout=0.5
-        )
-        model_server.release.set()
-    current = await memory.get(results["hook"].id)
+
+    hook, _ = await hook_capture_while_the_model_thinks(memory, model_server, path, the_session_goes_on)
+    current = await memory.get(hook.id)
     assert "Refunds added." in current.body
     assert current.prov_model is None
 

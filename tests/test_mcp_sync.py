@@ -7,7 +7,6 @@ unreachable hub into an error that tells the model the notes are safe.
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from anamnesis.memory import open_memory
 from anamnesis.sync import sync_memory
 from anamnesis.sync.peers import Peer, save_peer
 from tests.hubserver import Hub, make_machine
+from tests.ports import unused_port
 from tests.test_mcp_stdio import ENTRIES, serve
 
 pytestmark = pytest.mark.anyio
@@ -34,12 +34,6 @@ def _text(result: CallToolResult) -> str:
 
 async def _call(client: Client, tool: str, **arguments: Any) -> CallToolResult:
     return await client.call_tool(tool, arguments)
-
-
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def test_without_a_hub_memory_sync_says_how_to_add_one(config: Config) -> None:
@@ -96,7 +90,7 @@ async def test_a_note_written_through_mcp_reaches_the_other_machine(tmp_path: Pa
 
 async def test_an_unreachable_hub_is_a_tool_error_that_reassures(tmp_path: Path) -> None:
     laptop = await make_machine(tmp_path, "laptop", None)
-    save_peer(laptop.home / "config.json", Peer(name="hub", url=f"ssh://git@127.0.0.1:{_closed_port()}/srv/memory.git"))
+    save_peer(laptop.home / "config.json", Peer(name="hub", url=f"ssh://git@127.0.0.1:{unused_port()}/srv/memory.git"))
     async with Client(build_server(laptop.config, PROJECT, sync=sync_memory)) as client:
         result = await _call(client, "memory_sync")
     assert result.is_error is True

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import sys
 from pathlib import Path
 
@@ -17,18 +16,13 @@ from anamnesis.errors import HostKeyError
 from anamnesis.sync.doctor import check_sync
 from anamnesis.sync.peers import Peer, save_peer
 from tests.hubserver import Hub, Machine, make_machine
+from tests.ports import unused_port
 
 pytestmark = pytest.mark.anyio
 
 
 async def sync_findings(machine: Machine) -> list[Finding]:
     return [f for f in await run_doctor(machine.config, [check_sync]) if f.check == "sync"]
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def test_without_a_hub_sync_is_simply_off(tmp_path: Path) -> None:
@@ -49,7 +43,7 @@ async def test_a_synced_machine_with_a_reachable_hub_is_all_ok(tmp_path: Path, h
 
 async def test_an_unreachable_hub_is_a_warning_and_never_synced_says_what_to_run(tmp_path: Path) -> None:
     laptop = await make_machine(tmp_path, "laptop", None)
-    save_peer(laptop.home / "config.json", Peer(name="home", url=f"ssh://git@127.0.0.1:{closed_port()}/srv/m.git"))
+    save_peer(laptop.home / "config.json", Peer(name="home", url=f"ssh://git@127.0.0.1:{unused_port()}/srv/m.git"))
     findings = await sync_findings(laptop)
     levels = {f.level for f in findings}
     assert "error" not in levels

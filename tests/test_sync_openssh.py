@@ -7,7 +7,6 @@ from __future__ import annotations
 import getpass
 import os
 import shutil
-import socket
 import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ import pytest
 
 from anamnesis.sync import add_peer
 from tests.hubserver import Machine, make_machine, public_line
+from tests.ports import unused_port
 
 SSHD = Path("/usr/sbin/sshd")
 pytestmark = [
@@ -42,12 +42,6 @@ class OpenSSHHub:
         return f"ssh://{getpass.getuser()}@127.0.0.1:{self.port}{self.root}/memory.git"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
 async def sshd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[OpenSSHHub]:
     monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
@@ -64,7 +58,7 @@ async def sshd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator
     if os.geteuid() == 0:
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # privilege separation directory
     for _attempt in range(3):
-        port = _free_port()
+        port = unused_port()
         (directory / "sshd_config").write_text(
             f"ListenAddress 127.0.0.1\nPort {port}\nHostKey {directory / 'host_ed25519'}\n"
             f"PidFile {directory / 'sshd.pid'}\nAuthorizedKeysFile {authorized}\nUsePAM no\nStrictModes no\n"
