@@ -59,14 +59,6 @@ async def session_context(memory: Memory, project: str, budget: int = DEFAULT_BU
     return await memory.index.run(session_context_plan(project, budget))
 
 
-async def prompt_context(memory: Memory, project: str, prompt: str, already_shown: set[str]) -> Context:
-    """Notes clearly relevant to `prompt` and not shown yet; empty text when there are none.
-
-    The index is used as it is: the hook has already taken in what changed, cheaply.
-    """
-    return await memory.index.run(prompt_context_plan(project, prompt, already_shown))
-
-
 def session_context_plan(project: str, budget: int = DEFAULT_BUDGET) -> Plan[Context]:
     """`session_context` as a read plan (`anamnesis.queries`), for either driver."""
     budget = max(500, min(budget, MAX_BUDGET))
@@ -143,7 +135,8 @@ def session_context_plan(project: str, budget: int = DEFAULT_BUDGET) -> Plan[Con
 
 
 def prompt_context_plan(project: str, prompt: str, already_shown: set[str]) -> Plan[Context]:
-    """`prompt_context` as a read plan (`anamnesis.queries`), for either driver."""
+    """Notes clearly relevant to `prompt` and not shown yet (empty text when there are none), as a
+    read plan (`anamnesis.queries`). The index is used as it is: the hook has taken in changes."""
     terms = query_terms(prompt)
     if not terms or not prompt.strip():
         return Context("")

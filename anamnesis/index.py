@@ -38,12 +38,11 @@ from anamnesis.queries import (
     Plan,
     Rows,
     filter_sql,
-    match_plan,
     meta_plan,
     recent_with_bodies_plan,
     summary_of,
 )
-from anamnesis.search import Hit, SearchFilters
+from anamnesis.search import SearchFilters
 from anamnesis.store import NoteFile, NoteStore
 
 logger = logging.getLogger(__name__)
@@ -500,10 +499,6 @@ class SearchIndex:
         except StopIteration as stop:
             result: T = stop.value
             return result
-
-    async def match(self, expression: str, filters: SearchFilters, limit: int, match: str) -> list[Hit]:
-        """Notes matching an FTS5 expression (already made safe by `search.build_query`)."""
-        return await self.run(match_plan(expression, filters, limit, match))
 
     async def list_notes(self, filters: SearchFilters, limit: int, cursor: str | None = None) -> Page:
         """A page of notes, newest first (`updated_at`, then id), continuing after `cursor`."""

@@ -681,7 +681,7 @@ def _main() -> int:
     cwd = Path(os.environ.get("CLAUDE_PROJECT_DIR") or os.getcwd())
     # Stop at the user's home, as the CLI and the hooks do, so all three agree on the project.
     user_home = os.environ.get("HOME")
-    return run_stdio(config, resolve_project(cwd, Path(user_home) if user_home else None), sync=_sync)
+    return run_stdio(config, resolve_project(cwd, Path(user_home) if user_home else None))
 
 
 if __name__ == "__main__":

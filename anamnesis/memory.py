@@ -175,13 +175,8 @@ class Memory:
 
     async def save(self, note: Note, message: str | None = None) -> Path:
         """Write `note` as given (atomically), commit it when portable, and index it."""
-        validate_note(note)
-        before = await anyio.to_thread.run_sync(self._existing_paths, note.id)
-        path = await anyio.to_thread.run_sync(self.store.write, note)
-        touched = sorted({path, *before})
-        await self._commit(touched, message or f"anamnesis: update {note.type} {note.id}")
-        await self.index.refresh(paths=[self.store.rel(p) for p in touched])
-        return path
+        await self.save_all([note], message or f"anamnesis: update {note.type} {note.id}")
+        return self.store.path_for(note.id, note.type, note.scope)
 
     async def save_all(
         self, notes: Sequence[Note], message: str, progress: ProgressCallback | None = None
