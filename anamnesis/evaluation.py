@@ -20,6 +20,11 @@ from anamnesis.search import SearchFilters, search
 KS = (1, 3, 5, 8)
 
 
+def default_eval_path(home: Path) -> Path:
+    """Where a home keeps its own eval set: what `eval run` and the curation guard read."""
+    return home / "eval" / "eval.jsonl"
+
+
 class EvalSetError(AnamnesisError):
     """An eval set file is missing or has a malformed line."""
 

@@ -309,11 +309,11 @@ async def doctor(config: Config, args: argparse.Namespace, io: IO) -> int:
 
 
 async def eval_run(config: Config, args: argparse.Namespace, io: IO) -> int:
-    from anamnesis.evaluation import load_eval_set, run_eval
+    from anamnesis.evaluation import default_eval_path, load_eval_set, run_eval
     from anamnesis.index import SearchIndex
     from anamnesis.store import NoteStore
 
-    eval_path = Path(args.eval_set) if args.eval_set else config.home / "eval" / "eval.jsonl"
+    eval_path = Path(args.eval_set) if args.eval_set else default_eval_path(config.home)
     cases = await anyio.to_thread.run_sync(load_eval_set, eval_path, args.include_unreviewed)
     if args.corpus:
         corpus = Path(args.corpus).absolute()  # noqa: ASYNC240 - no I/O, just joins the cwd

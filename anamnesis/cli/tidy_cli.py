@@ -112,7 +112,8 @@ async def dedup(config: Config, args: argparse.Namespace, io: IO) -> int:
 
     from anamnesis.cli.output import ProgressBar, print_json
     from anamnesis.curation.dedup import dedup_change, plan_dedup
-    from anamnesis.curation.guard import CurationRefusedError, default_eval_path, guarded_apply
+    from anamnesis.curation.guard import CurationRefusedError, guarded_apply
+    from anamnesis.evaluation import default_eval_path
     from anamnesis.memory import open_memory
 
     progress = ProgressBar(io.err, "comparing notes")
@@ -130,7 +131,7 @@ async def dedup(config: Config, args: argparse.Namespace, io: IO) -> int:
                     "and session context,\nand `anamnesis get ID` and git history still show them.\n"
                 )
         return 0
-    eval_set = default_eval_path(config)
+    eval_set = default_eval_path(config.home)
     if io.err.isatty() and not args.json and await anyio.Path(eval_set).is_file():
         io.err.write(f"Trying the change on a copy against the eval set {eval_set}…\n")
     try:

@@ -20,7 +20,7 @@ import anyio.to_thread
 
 from anamnesis.config import Config, Layout
 from anamnesis.errors import AnamnesisError
-from anamnesis.evaluation import EvalCase, load_eval_set, run_eval
+from anamnesis.evaluation import EvalCase, default_eval_path, load_eval_set, run_eval
 from anamnesis.home import init_home
 from anamnesis.memory import Memory, open_memory
 
@@ -60,11 +60,6 @@ class Guarded(Generic[T]):
         )
 
 
-def default_eval_path(config: Config) -> Path:
-    """Where the user's own eval set lives (what `anamnesis eval run` reads by default)."""
-    return config.home / "eval" / "eval.jsonl"
-
-
 async def guarded_apply(
     config: Config,
     change: Callable[[Memory], Awaitable[T]],
@@ -77,7 +72,7 @@ async def guarded_apply(
     Raises `CurationRefusedError` (and changes nothing) when the trial lowers recall and
     `force` is false. `change` must not depend on anything but the memory it is given.
     """
-    path = eval_path or default_eval_path(config)
+    path = eval_path or default_eval_path(config.home)
     cases = await _cases(path)
     if not cases:
         async with open_memory(config) as memory:
