@@ -18,7 +18,6 @@ dashboard's token and cookie key, which nothing below it does.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import json
 import logging
 import os
@@ -154,39 +153,24 @@ def cookie_key(layout: Layout) -> bytes:
 # -- the sync loop ------------------------------------------------------------------------------
 
 
-def find_sync() -> SyncFunction | None:
-    """`anamnesis.sync.run_sync`, or None while this installation has no sync engine."""
-    try:
-        module = importlib.import_module("anamnesis.sync")
-    except ModuleNotFoundError as exc:
-        if exc.name in ("anamnesis.sync", "anamnesis"):
-            return None
-        raise
-    function = getattr(module, "run_sync", None)
-    return function if callable(function) else None
-
-
 def configured_hub(config: Config) -> str | None:
     """The hub(s) config.json names now (re-read: peers come and go while the service runs)."""
-    raw = read_config_file(config.layout.config_path)
-    from_env = config.remote if config.remote != config.raw.get("remote") else None
-    peers = raw.get("peers")
-    names = sorted(peers) if isinstance(peers, dict) else []
-    remote = from_env or raw.get("remote")
-    if remote:
-        return str(remote) + (f" (+{len(names) - 1} more)" if len(names) > 1 else "")
-    return ", ".join(names) or None
+    from anamnesis.sync import current_config
+    from anamnesis.sync.peers import configured_peers
+
+    peers = configured_peers(current_config(config))
+    if not peers:
+        return None
+    return peers[0].url + (f" (+{len(peers) - 1} more)" if len(peers) > 1 else "")
 
 
 def sync_plan(config: Config, options: ServiceOptions) -> tuple[SyncFunction | None, str]:
     """The sync function the loop runs (or None: no loop) and a sentence saying what it does."""
     if not options.sync:
         return None, "off (started with --no-sync)"
-    function = find_sync()
-    if function is None:
-        return None, "off: this installation has no sync engine"
-    hub = configured_hub(config)
-    return function, _sync_note(hub, options.sync_interval)
+    from anamnesis.sync import run_sync
+
+    return run_sync, _sync_note(configured_hub(config), options.sync_interval)
 
 
 def _sync_note(hub: str | None, interval: float) -> str:
@@ -211,12 +195,6 @@ class _Wakeup:
         self._event = anyio.Event()
 
 
-def _describe(report: Any) -> tuple[bool, str]:
-    summary = getattr(report, "summary", None)
-    text = summary() if callable(summary) else summary if isinstance(summary, str) else repr(report)
-    return bool(getattr(report, "ok", True)), str(text)[:300]
-
-
 async def _sync_loop(
     memory: Memory,
     run_sync: SyncFunction,
@@ -235,7 +213,8 @@ async def _sync_loop(
         if hub is not None:
             status.last_sync_at = utc_now()
             try:
-                ok, message = _describe(await run_sync(config, memory=memory))
+                report = await run_sync(config, memory=memory)
+                ok, message = report.ok, report.summary()[:300]
             except AnamnesisError as exc:
                 ok, message = False, str(exc)
             except Exception:  # a bug in one cycle must not stop the dashboard or the next cycle
