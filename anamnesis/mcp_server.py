@@ -542,7 +542,7 @@ async def memory_write(
     if note.scope != "portable":
         where = "this machine only"
     else:
-        where = "synced to your hub" if state.config.remote else "kept in git; no hub configured yet"
+        where = "synced to your hub" if state.config.has_hub else "kept in git; no hub configured yet"
     text = f"Saved {note.type} note {note.id} {note.title!r} in {note.project} ({note.scope}: {where})."
     if note.supersedes:
         text += f" Retired: {', '.join(note.supersedes)}."
