@@ -177,7 +177,7 @@ def _read_in_step(config: Any, make_plan: Callable[[], Any]) -> Any:
     with the note directories (or not there, or of another schema): then the full path runs."""
     import sqlite3
 
-    from anamnesis.queries import SCHEMA_VERSION, meta_plan, run_sync
+    from anamnesis.queries import DIR_STAMP_KEY, SCHEMA_VERSION, meta_plan, run_sync
     from anamnesis.store import NoteStore
 
     path = config.layout.index_path
@@ -188,8 +188,7 @@ def _read_in_step(config: Any, make_plan: Callable[[], Any]) -> Any:
         connection.execute("PRAGMA query_only = ON")
         if connection.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
             return None
-        stamps = ",".join(map(str, NoteStore(config.layout).directory_stamps()))
-        if run_sync(connection, meta_plan("dir_stamps")) != stamps:
+        if run_sync(connection, meta_plan(DIR_STAMP_KEY)) != NoteStore(config.layout).directory_stamp():
             return None
         return run_sync(connection, make_plan())
     except sqlite3.Error as exc:

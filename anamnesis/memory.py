@@ -26,6 +26,7 @@ from anamnesis.ids import is_safe_id, new_ulid, normalize_id
 from anamnesis.index import BUSY_TIMEOUT_MS, Page, ProgressCallback, RefreshReport, SearchIndex
 from anamnesis.locks import file_lock
 from anamnesis.notes import GLOBAL_PROJECT, Note, normalize_body, normalize_tags, utc_now, validate_note
+from anamnesis.queries import DIR_STAMP_KEY, FULL_SCAN_KEY
 from anamnesis.search import DEFAULT_LIMIT, Hit, SearchFilters, clamp_limit, search
 from anamnesis.store import NoteStore
 
@@ -76,19 +77,17 @@ class Memory:
         when the last such walk (by any process) is older than FULL_SCAN_INTERVAL. `quick`
         (hooks, where every millisecond counts) skips that walk.
         """
-        stamps = await anyio.to_thread.run_sync(self.store.directory_stamps)
-        stamp_text = ",".join(map(str, stamps))
-        if stamp_text == self._seen_stamps and quick:
+        stamp = await anyio.to_thread.run_sync(self.store.directory_stamp)
+        if stamp == self._seen_stamps and quick:
             return
-        stored = await self.index.get_meta("dir_stamps")
+        stored = await self.index.get_meta(DIR_STAMP_KEY)
         walk_due = False
         if not quick:
-            last_walk = float(await self.index.get_meta("full_scan_at") or 0)
+            last_walk = float(await self.index.get_meta(FULL_SCAN_KEY) or 0)
             walk_due = time.time() - last_walk >= FULL_SCAN_INTERVAL
-        if stored != stamp_text or walk_due:
-            await self.index.refresh()
-            await self.index.set_meta({"dir_stamps": stamp_text, "full_scan_at": repr(time.time())})
-        self._seen_stamps = stamp_text
+        if stored != stamp or walk_due:
+            await self._refresh_from(stamp)
+        self._seen_stamps = stamp
 
     async def search(
         self,
@@ -245,9 +244,13 @@ class Memory:
         """Refresh the index from the files; `full` empties it first and reads every note."""
         if full:
             await self.index.drop_all()
-        stamps = await anyio.to_thread.run_sync(self.store.directory_stamps)
+        return await self._refresh_from(await anyio.to_thread.run_sync(self.store.directory_stamp), progress)
+
+    async def _refresh_from(self, stamp: str, progress: ProgressCallback | None = None) -> RefreshReport:
+        """Refresh every file and record `stamp`, read BEFORE the refresh: a change made during
+        it then still differs from the record and is taken in next time."""
         report = await self.index.refresh(progress=progress)
-        await self.index.set_meta({"dir_stamps": ",".join(map(str, stamps)), "full_scan_at": repr(time.time())})
+        await self.index.set_meta({DIR_STAMP_KEY: stamp, FULL_SCAN_KEY: repr(time.time())})
         return report
 
     async def status(self) -> dict[str, Any]:

@@ -38,6 +38,10 @@ SCHEMA_VERSION = 101  # 0.1.3 used 1-3; ours count from 100 so the two never agr
 # BM25 column weights: title, body, tags. A word in the title says more than one in the body.
 WEIGHT_TITLE, WEIGHT_BODY, WEIGHT_TAGS = 3.0, 1.0, 2.0
 SNIPPET_TOKENS = 16
+# meta keys: the note directories' stamp the index was last brought in step with, and when every
+# note file was last stat'ed (`Memory.ensure_fresh`; the hooks read the first without an event loop)
+DIR_STAMP_KEY = "dir_stamps"
+FULL_SCAN_KEY = "full_scan_at"
 
 SUMMARY_COLUMNS = (
     "n.id, n.type, n.title, n.project, n.scope, n.tags_json, n.created_at, n.updated_at, n.machine_id, n.path"

@@ -37,7 +37,7 @@ from anamnesis.home import require_home
 from anamnesis.index import RefreshReport
 from anamnesis.locks import release_file_lock, try_file_lock
 from anamnesis.memory import Memory, open_memory
-from anamnesis.notes import NOTE_TYPES, utc_now
+from anamnesis.notes import utc_now
 
 if TYPE_CHECKING:
     from anamnesis.dashboard.state import ServiceStatus
@@ -230,18 +230,6 @@ async def _sync_loop(
 # -- the index watcher --------------------------------------------------------------------------
 
 
-def _note_dir_stamps(layout: Layout) -> tuple[int, ...]:
-    """Modification times of the note directories: a file added, removed or renamed moves them."""
-    stamps = []
-    for root in (layout.memory_dir, layout.local_dir):
-        for path in (root, *(root / t for t in NOTE_TYPES)):
-            try:
-                stamps.append(path.stat().st_mtime_ns)
-            except OSError:
-                stamps.append(0)
-    return tuple(stamps)
-
-
 async def _watch_notes(
     memory: Memory, status: ServiceStatus, observer: ServiceObserver, interval: float = WATCH_INTERVAL
 ) -> None:
@@ -249,21 +237,21 @@ async def _watch_notes(
 
     In-place edits do not move a directory's mtime; the periodic full pass catches them.
     """
-    layout = memory.config.layout
-    stamps: tuple[int, ...] | None = None  # the first pass refreshes: files may have changed while we were down
+    stamp: str | None = None  # the first pass refreshes: files may have changed while we were down
     last_full = -FULL_REFRESH_INTERVAL
     while True:
-        # Stamps are taken before the refresh, so a change during the refresh is seen next time.
-        now_stamps = await anyio.to_thread.run_sync(_note_dir_stamps, layout)
+        # The stamp is taken before the refresh, so a change during the refresh is seen next time;
+        # `reindex` records it in the index, so the hooks see the index in step and stay fast.
+        now_stamp = await anyio.to_thread.run_sync(memory.store.directory_stamp)
         full_due = anyio.current_time() - last_full >= FULL_REFRESH_INTERVAL
-        if now_stamps != stamps or full_due:
+        if now_stamp != stamp or full_due:
             try:
-                report = await memory.index.refresh()
+                report = await memory.reindex()
             except AnamnesisError as exc:
                 status.last_refresh_message = f"refresh failed: {exc}"
                 logger.warning("index refresh failed: %s", exc)
             else:
-                stamps = now_stamps
+                stamp = now_stamp
                 if full_due:
                     last_full = anyio.current_time()
                 status.last_refresh_at = utc_now()

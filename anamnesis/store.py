@@ -137,9 +137,10 @@ class NoteStore:
                             mtime_ns=stat.st_mtime_ns,
                         )
 
-    def directory_stamps(self) -> tuple[int, ...]:
-        """The mtimes of every scope and type directory: a note added, removed or saved by
-        rename (as most editors do) changes one of them, so comparing these is a cheap check."""
+    def directory_stamp(self) -> str:
+        """The mtimes of every scope and type directory, as one string: a note added, removed
+        or saved by rename (as most editors do) changes it, so comparing it is a cheap check.
+        The index keeps the stamp it was last brought in step with (`queries.DIR_STAMP_KEY`)."""
         stamps = []
         for root in self.roots.values():
             for directory in (root, *(root / t for t in NOTE_TYPES)):
@@ -147,7 +148,7 @@ class NoteStore:
                     stamps.append(directory.stat().st_mtime_ns)
                 except FileNotFoundError:
                     stamps.append(0)
-        return tuple(stamps)
+        return ",".join(map(str, stamps))
 
     def stray_files(self) -> Iterator[Path]:
         """Markdown files outside any type directory: a note there is invisible to Anamnesis."""

@@ -39,6 +39,7 @@ from anamnesis.service import (
     service_options,
     sync_plan,
 )
+from tests.hookprobe import probe_hook
 
 pytestmark = pytest.mark.anyio
 
@@ -213,6 +214,11 @@ async def test_the_index_follows_note_files_changed_by_hand(config: Config) -> N
         with anyio.fail_after(BOUND):
             await seen["refreshed"].wait()
         assert seen["refreshes"][-1].added == 1
+        # The service records what it took in, so hooks find the index in step: no event loop.
+        payload = {"cwd": "/tmp", "session_id": "s", "prompt": "what did the editor drop in by hand?"}
+        out, loaded = await anyio.to_thread.run_sync(probe_hook, "user-prompt-submit", payload)
+        assert note.id in out
+        assert not loaded & {"asyncio", "anyio", "aiosqlite"}, loaded
         _status, body = await Client().get(info.url + "/health", {"Accept": "application/json"})
         assert json.loads(body)["service"]["last_refresh_message"] == "1 added, 0 updated, 0 removed"
 
