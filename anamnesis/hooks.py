@@ -60,7 +60,7 @@ def run_hook(event: str, stdin: TextIO, stdout: TextIO, environ: Mapping[str, st
             # Print nothing (Stop output keeps Claude working) and return at once: the capture
             # runs detached, so it survives even when Claude Code exits without SessionEnd
             # (some versions skip SessionEnd in -p mode and kill async hooks at teardown).
-            _detach_capture(payload, environ)
+            _detach_capture(payload, environ, "stop", "--no-sync", "--no-llm")
             return 0
         output = _dispatch(event, payload, environ)
         if output:
@@ -231,8 +231,7 @@ def _capture_handler(event: str) -> Handler:
             return None
         if event == "session-end" and _unread_bytes(config, session_id, transcript) > IN_HOOK_CAPTURE_BYTES:
             # Too much to read within SessionEnd's budget: the detached capture does all of it.
-            _detach(["capture", "--session-id", session_id, "--transcript", transcript,
-                     "--project", project_of(payload, environ), "--source", "session-end"], environ)
+            _detach_capture(payload, environ, "session-end")
             return None
         summary = payload.get("compact_summary")
         async with open_memory(config, busy_timeout_ms=HOOK_BUSY_TIMEOUT_MS) as memory:
@@ -243,18 +242,18 @@ def _capture_handler(event: str) -> Handler:
                 lock_timeout=HOOK_LOCK_TIMEOUT,
             )
         if event == "session-end" and (config.reflection.configured or config.has_hub):
-            _detach(["capture", "--session-id", session_id, "--transcript", transcript,
-                     "--project", project_of(payload, environ), "--source", "session-end"], environ)
+            _detach_capture(payload, environ, "session-end")
         return None  # no capture event's output is context: print nothing
 
     return capture
 
 
-def _detach_capture(payload: Mapping[str, Any], environ: Mapping[str, str]) -> None:
+def _detach_capture(payload: Mapping[str, Any], environ: Mapping[str, str], source: str, *options: str) -> None:
+    """Start `anamnesis capture` for the payload's session in a process that outlives the hook."""
     session_id, transcript = payload.get("session_id"), payload.get("transcript_path")
     if isinstance(session_id, str) and session_id and isinstance(transcript, str) and transcript:
         _detach(["capture", "--session-id", session_id, "--transcript", transcript,
-                 "--project", project_of(payload, environ), "--source", "stop", "--no-sync", "--no-llm"], environ)
+                 "--project", project_of(payload, environ), "--source", source, *options], environ)
 
 
 def _unread_bytes(config: Any, session_id: str, transcript: str) -> int:
