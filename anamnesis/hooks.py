@@ -9,7 +9,6 @@ Claude Code's. This module never imports mcp, quart or asyncssh (each costs 0.5â
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -325,6 +324,8 @@ def _session_file(config: Any, payload: Mapping[str, Any]) -> Path | None:
     if not session:
         return None
     if not _SAFE_SESSION.fullmatch(session):
+        import hashlib  # rare (an odd session id), and 2.6 ms to import on every hook
+
         session = hashlib.sha256(session.encode()).hexdigest()[:32]
     path: Path = config.layout.state_dir / "sessions" / f"{session}.json"
     return path
