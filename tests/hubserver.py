@@ -20,7 +20,7 @@ from typing import Any
 
 import anyio
 import anyio.abc
-import asyncssh
+from anamnesis.sync.sshlib import asyncssh
 
 from anamnesis.config import Config, load_config, read_config_file, write_config_file
 from anamnesis.home import init_home

@@ -13,7 +13,7 @@ git does the data; this module only gives git a pipe to the hub's `git-upload-pa
 Both honour `~/.ssh/config`, keys and the agent, plus a dedicated key at `<home>/ssh/`. Host
 keys are strict: the trusted set is `<home>/known_hosts` and the user's known_hosts, never
 `known_hosts=None` (asyncssh turns `UserKnownHostsFile none` into exactly that; we do not).
-Connect timeout and keepalives are always set. This is the only module that imports asyncssh.
+Connect timeout and keepalives are always set. asyncssh comes from `sshlib`, its one importer.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from typing import Any
 
 import anyio
 import anyio.abc
-import asyncssh
+from anamnesis.sync.sshlib import asyncssh
 
 import anamnesis
 from anamnesis.config import Layout, home_from_env, load_config
