@@ -24,6 +24,7 @@ import pytest
 import anamnesis
 from anamnesis.config import Config
 from anamnesis.memory import Memory, NoteDraft
+from anamnesis.notes import Note
 from tests.fake_anthropic import FakeAnthropic, result_text, text, tool_results, tool_use
 from tests.test_e2e_claude_mcp import claude_binary, claude_env
 
@@ -66,6 +67,16 @@ async def _session(claude: str, fake: FakeAnthropic, project: Path, env: dict[st
         )
     assert run.returncode == 0, run.stderr.decode(errors="replace")[-3000:]
     return [json.loads(line) for line in run.stdout.decode().splitlines() if line.startswith("{")]
+
+
+async def _deploy_note(memory: Memory, project: str) -> Note:
+    draft = NoteDraft(
+        type="procedural",
+        title="Deploys use a blue green switch",
+        project=project,
+        body="We deploy with a blue green switch behind the load balancer.",
+    )
+    return await memory.write(draft)
 
 
 def _hook_runs(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -121,14 +132,7 @@ async def test_the_plugin_with_the_package_installed_hands_over_context_and_tool
     project = tmp_path / "project"
     (project / ".anamnesis").mkdir(parents=True)
     (project / ".anamnesis" / "project").write_text("github.com/acme/quotes-api\n", encoding="utf-8")
-    saved = await memory.write(
-        NoteDraft(
-            type="procedural",
-            title="Deploys use a blue green switch",
-            project="github.com/acme/quotes-api",
-            body="We deploy quotes-api with a blue green switch behind the load balancer.",
-        )
-    )
+    saved = await _deploy_note(memory, "github.com/acme/quotes-api")
     installed = shutil.which("anamnesis")
     assert installed, "the test suite runs with the package installed (pip install -e '.[test]')"
     settings = Path(plugin_env["CLAUDE_CONFIG_DIR"]) / "settings.json"
@@ -209,14 +213,7 @@ async def test_with_only_uv_the_release_is_fetched_once_in_the_background_then_r
     uv fills its cache in the background; from then on the hooks run this release through uvx."""
     uv = shutil.which("uv")
     assert uv, "uv comes with the test extras"
-    saved = await memory.write(
-        NoteDraft(
-            type="procedural",
-            title="Deploys use a blue green switch",
-            project="global",
-            body="We deploy with a blue green switch behind the load balancer.",
-        )
-    )
+    saved = await _deploy_note(memory, "global")
     wheels = tmp_path / "wheels"
     await anyio.run_process([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(REPO)])
     tools = tmp_path / "tools"
