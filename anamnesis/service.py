@@ -38,6 +38,7 @@ from anamnesis.index import RefreshReport
 from anamnesis.locks import release_file_lock, try_file_lock
 from anamnesis.memory import Memory, open_memory
 from anamnesis.notes import utc_now
+from anamnesis.upkeep import keep_up
 
 if TYPE_CHECKING:
     from anamnesis.dashboard.state import ServiceStatus
@@ -421,6 +422,7 @@ async def _run_locked(
                 with background:
                     async with anyio.create_task_group() as tasks:
                         tasks.start_soon(_watch_notes, memory, status, observer)
+                        tasks.start_soon(keep_up, config)
                         if run_sync is not None:
                             wakeup = _Wakeup()
                             tasks.start_soon(
