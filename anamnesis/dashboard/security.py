@@ -175,3 +175,18 @@ def bearer_token(authorization: str | None) -> str | None:
         return None
     scheme, _, value = authorization.partition(" ")
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+# What a redirect target may hold: a path and query in printable ASCII, nothing a browser would
+# strip or reinterpret (tab, CR and LF are removed by URL parsers, so `/\t/evil.example` turns
+# into `//evil.example`; a backslash reads as a slash).
+_SAFE_PATH_CHARS = frozenset(chr(c) for c in range(0x21, 0x7F)) - {"\\"}
+
+
+def same_origin_path(target: str | None) -> str:
+    """`target` when it is a path on this dashboard; "/" for anything else (no open redirect)."""
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return "/"
+    if not set(target) <= _SAFE_PATH_CHARS:
+        return "/"
+    return target.rstrip("?") or "/"
