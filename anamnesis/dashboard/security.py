@@ -74,11 +74,7 @@ class DashboardSettings:
     address: str | None = None
 
     def __post_init__(self) -> None:
-        if self.host.strip() in WILDCARD_ADDRESSES or (self.address or "x") in WILDCARD_ADDRESSES:
-            raise ConfigError(
-                "the dashboard does not bind every interface: give one address, e.g. --host 127.0.0.1 "
-                "or your tailnet address"
-            )
+        check_bind(self.host, self.address)
         if not self.loopback and not self.token:
             raise ConfigError("a dashboard bound beyond loopback needs an access token")
 
@@ -107,6 +103,15 @@ class DashboardSettings:
     def session_cookie(self) -> str:
         # Cookies are shared by every port of a host: one name per port keeps two homes apart.
         return f"anamnesis-{self.port}"
+
+
+def check_bind(host: str, address: str | None = None) -> None:
+    """Refuse to listen on every interface (`host` as given, `address` as it resolved)."""
+    if host.strip() in WILDCARD_ADDRESSES or (address or "x") in WILDCARD_ADDRESSES:
+        raise ConfigError(
+            "the dashboard does not bind every interface: give one address, e.g. --host 127.0.0.1 "
+            "or your tailnet address"
+        )
 
 
 def is_loopback(host: str) -> bool:
