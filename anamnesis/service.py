@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import secrets
 import signal
@@ -321,7 +322,7 @@ async def _serve_http(
     hconfig.graceful_timeout = HTTP_GRACE
     # hypercorn waits forever on a read by default: a client that sent its headers and vanished
     # would hold its connection (and a task) for good. Headers never finished count as idle.
-    hconfig.read_timeout = client_timeout
+    hconfig.read_timeout = max(1, math.ceil(client_timeout))  # hypercorn takes whole seconds
     hconfig.keep_alive_timeout = min(KEEP_ALIVE, client_timeout)
     hconfig.h11_max_incomplete_size = 16 * 1024
     hconfig.include_server_header = False
