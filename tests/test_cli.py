@@ -199,3 +199,36 @@ def test_eval_run_scores_the_shipped_eval_set() -> None:
     # Measured 2026-11-29: recall@5 0.799, MRR 0.672 (README, "Search quality").
     assert report["recall@5"] >= RECALL_AT_5_FLOOR, report["misses"]
     assert report["mrr"] >= MRR_FLOOR
+
+
+# -- JSON for scripts, failures included --------------------------------------------------------
+
+
+def test_sync_json_without_a_hub_prints_json_with_the_error_and_fails(home: Path) -> None:
+    result = anamnesis("sync", "--json")
+
+    assert result.returncode != 0
+    shown = json.loads(result.stdout)
+    assert shown["ok"] is False
+    assert "no hub configured" in shown["error"]
+
+
+def test_sync_json_with_an_unreachable_hub_prints_json_with_the_error_and_fails(home: Path) -> None:
+    from anamnesis.sync.peers import Peer, save_peer
+    from tests.ports import unused_port
+
+    save_peer(home / "config.json", Peer(name="home", url=f"ssh://git@127.0.0.1:{unused_port()}/srv/memory.git"))
+
+    result = anamnesis("sync", "--json")
+
+    assert result.returncode != 0
+    shown = json.loads(result.stdout)
+    assert shown["ok"] is False
+    assert shown["error"]
+
+
+def test_get_json_of_an_unknown_note_prints_json_with_the_error(home: Path) -> None:
+    result = anamnesis("get", "01ZZZZZZZZZZZZZZZZZZZZZZZZ", "--json")
+
+    assert result.returncode != 0
+    assert "no note with id" in json.loads(result.stdout)["error"]

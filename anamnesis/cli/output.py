@@ -5,6 +5,7 @@ JSON shapes (documented in the README; keys are only ever added, never renamed):
 - note (get): a summary plus body, prov_source, confidence, prov_model, prov_session,
   supersedes, superseded_by, user_id, workspace_id, path, extra
 - search hit: a summary (no machine_id) plus score, snippet (matched words in «»), match
+- failure (any `--json` command, exit status 1): ok (false), error, error_type
 """
 
 from __future__ import annotations

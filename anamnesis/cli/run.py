@@ -16,6 +16,7 @@ from typing import Any, TextIO
 import anyio
 
 from anamnesis.cli import commands
+from anamnesis.cli.output import print_json
 from anamnesis.config import home_from_env, load_config
 from anamnesis.errors import AnamnesisError
 
@@ -48,6 +49,8 @@ def run_command(args: argparse.Namespace, environ: Mapping[str, str], out: TextI
         return result
     except AnamnesisError as exc:
         err.write(f"anamnesis: error: {exc}\n")
+        if getattr(args, "json", False):  # a script asked for JSON: it gets JSON, failure included
+            print_json(out, {"ok": False, "error": str(exc), "error_type": type(exc).__name__})
         return 1
     except KeyboardInterrupt:
         err.write("anamnesis: interrupted\n")
