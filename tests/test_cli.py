@@ -232,3 +232,36 @@ def test_get_json_of_an_unknown_note_prints_json_with_the_error(home: Path) -> N
 
     assert result.returncode != 0
     assert "no note with id" in json.loads(result.stdout)["error"]
+
+
+# -- what reaches the terminal ------------------------------------------------------------------
+
+# Retitle the window, clear the screen, write the clipboard (OSC 52), reverse the text (bidi).
+ESCAPES = ("\x1b]0;pwned\x07", "\x1b[2J", "\x1b]52;c;cm0gLXJmIH4=\x07", "\u202e")
+
+
+def test_get_and_list_never_print_terminal_escapes_from_a_note(home: Path) -> None:
+    title, project, tag = "Deploy" + ESCAPES[0] + ESCAPES[3], "acme" + ESCAPES[1], "ops" + ESCAPES[2]
+    written = ok("write", "--type", "semantic", "--title", title, "--project", project, "--tags", tag, "Body.")
+    note_id = written.strip()
+
+    for args in (("get", note_id), ("list",), ("search", "Deploy", "--project", project)):
+        shown = ok(*args)
+        assert not {"\x1b", "\x07", "\u202e"} & set(shown), args
+        assert "\\x1b" in shown, args  # shown, visibly, rather than dropped
+
+
+def test_json_and_raw_output_keep_a_notes_text_exact(home: Path) -> None:
+    title = "Deploy" + ESCAPES[0]
+    note_id = ok("write", "--type", "semantic", "--title", title, "Body " + ESCAPES[1]).strip()
+
+    assert json.loads(ok("get", note_id, "--json"))["title"] == title
+    assert "Body " + ESCAPES[1] in ok("get", note_id, "--raw")  # the file, byte for byte
+
+
+def test_the_cli_keeps_its_own_bold_and_dim_but_no_other_escape() -> None:
+    from anamnesis.cli.output import terminal_safe
+
+    styled = "\x1b[1mtitle\x1b[0m \x1b[2mid\x1b[0m\n\tbody"
+    assert terminal_safe(styled) == styled
+    assert terminal_safe("a\x1b[31mred\rb\x9b2J") == "a\\x1b[31mred\\x0db\\x9b2J"
