@@ -265,3 +265,17 @@ def test_the_cli_keeps_its_own_bold_and_dim_but_no_other_escape() -> None:
     styled = "\x1b[1mtitle\x1b[0m \x1b[2mid\x1b[0m\n\tbody"
     assert terminal_safe(styled) == styled
     assert terminal_safe("a\x1b[31mred\rb\x9b2J") == "a\\x1b[31mred\\x0db\\x9b2J"
+
+
+def test_a_billion_laughs_note_from_a_peer_is_reported_not_expanded(home: Path) -> None:
+    note_id = "01JD3W6Q2M8Z4T9K7B5X0R1C2V"
+    laughs = ['lol0: &a0 ["lol"]'] + [f"lol{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 10)]
+    front = "\n".join([f"id: {note_id}", "type: semantic", "title: Laughs", *laughs])
+    (home / "memory" / "semantic" / f"{note_id}.md").write_text(f"---\n{front}\n---\nbody\n", encoding="utf-8")
+
+    reindexed = json.loads(ok("reindex", "--json"))
+    shown = anamnesis("get", note_id, "--json")
+
+    assert any("alias" in problem["reason"] for problem in reindexed["problems"])
+    assert shown.returncode != 0
+    assert "alias" in json.loads(shown.stdout)["error"]
