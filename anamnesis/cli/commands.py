@@ -12,7 +12,15 @@ from typing import TextIO
 
 import anyio.to_thread
 
-from anamnesis.cli.output import ProgressBar, Style, format_hit, format_note, format_summary, print_json
+from anamnesis.cli.output import (
+    ProgressBar,
+    Style,
+    format_hit,
+    format_note,
+    format_summary,
+    print_json,
+    unfiltered,
+)
 from anamnesis.config import Config, Layout, load_config
 from anamnesis.errors import AnamnesisError, BusyError, NoteValidationError
 from anamnesis.home import init_home
@@ -182,7 +190,7 @@ async def get(config: Config, args: argparse.Namespace, io: IO) -> int:
         path = memory.store.path_for(note.id, note.type, note.scope)
         superseded_by = await memory.superseded_by(note.id)
         if args.raw:
-            io.out.write(await anyio.to_thread.run_sync(path.read_text))
+            unfiltered(io.out).write(await anyio.to_thread.run_sync(path.read_text))
             return 0
     rel = memory.store.rel(path)
     if args.json:
