@@ -392,6 +392,47 @@ def test_any_valid_note_survives_render_then_parse_unchanged(note: Note) -> None
     assert parse_note(render_note(note)) == note
 
 
+def _yaml_reading(front: str) -> object:
+    from anamnesis.notes import _yaml
+
+    _, loader, _ = _yaml()
+    return yaml.load(front, Loader=loader)  # noqa: S506 - the notes' own safe loader
+
+
+def _typed(data: object) -> object:
+    """Values with their types, so 1 and 1.0 and True do not compare equal."""
+    if isinstance(data, dict):
+        return {k: _typed(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_typed(v) for v in data]
+    return (type(data).__name__, data)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(notes())
+def test_the_fast_front_matter_reader_agrees_with_yaml_on_every_rendered_note(note: Note) -> None:
+    from anamnesis.notes import _plain_front_matter, split_front_matter
+
+    front, _ = split_front_matter(render_note(note))
+    fast = _plain_front_matter(front)
+    if fast is not None:
+        assert _typed(fast) == _typed(_yaml_reading(front))
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from(["title", "tags", "confidence", "x"]), st.text(max_size=20)), max_size=4))
+def test_the_fast_front_matter_reader_never_reads_a_line_differently_from_yaml(
+    lines: list[tuple[str, str]],
+) -> None:
+    from anamnesis.notes import _plain_front_matter
+
+    front = "".join(f"{key}: {value}\n" for key, value in lines)
+    fast = _plain_front_matter(front)
+    if fast is None:
+        return
+    assert _typed(fast) == _typed(_yaml_reading(front))
+
+
 # -- front matter from a hostile peer ----------------------------------------------------------
 
 
