@@ -396,7 +396,7 @@ def _yaml_reading(front: str) -> object:
     from anamnesis.notes import _yaml
 
     _, loader, _ = _yaml()
-    return yaml.load(front, Loader=loader)  # noqa: S506 - the notes' own safe loader
+    return yaml.load(front, Loader=loader)
 
 
 def _typed(data: object) -> object:
