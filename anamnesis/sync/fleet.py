@@ -22,10 +22,10 @@ import anyio.to_thread
 
 from anamnesis import __version__
 from anamnesis.config import Config, Layout
+from anamnesis.layout import FLEET_DIR
 from anamnesis.store import atomic_write_text
 from anamnesis.sync.peers import configured_peers, sync_settings
 
-FLEET_DIR = ".fleet"
 FLEET_VERSION = 1
 STALE_HEARTBEATS = 3  # a machine silent for this many heartbeats is shown as stale
 
