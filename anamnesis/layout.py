@@ -23,6 +23,7 @@ GITATTRIBUTES = ".gitattributes"
 # The only .gitattributes memory/ may hold: the one `init` writes. Any other could name a
 # filter, diff or merge driver the user configured globally, and git would run it.
 GITATTRIBUTES_TEXT = "*.md text eol=lf\n"
+CONTENT_CHECKED = frozenset({GITATTRIBUTES})  # paths whose content `content_problem` judges
 _FILE_MODES = frozenset({"100644", "100755"})
 _MODE_NAMES = {"120000": "a symbolic link", "160000": "a submodule", "040000": "a directory"}
 

@@ -78,7 +78,7 @@ class NoteStore:
             if found is None:
                 continue
             if stat_module.S_ISLNK(found.st_mode):
-                raise UnsafePathError(f"{self.rel(path)} is a symbolic link; Anamnesis does not follow links in the store")
+                raise UnsafePathError(f"{self.rel(path)} is a symbolic link; Anamnesis does not follow links")
             if stat_module.S_ISREG(found.st_mode):
                 return path
         return None

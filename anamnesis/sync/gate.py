@@ -4,10 +4,11 @@
 and this keeps them off the hub too.)
 
 Capture redacts secrets before it writes, but a note written by hand, by a model, or by an
-older release may still hold one. Before each push, every note blob the push would send is
-scanned with `find_secrets`. When one matches, the push sends a single commit on top of the
-hub's head instead: this machine's whole tree except the notes that still match (those keep
-the hub's version, or are left out). Locally, main becomes that commit plus one commit that
+older release may still hold one. Before each push, every blob the push would send is
+scanned with `find_secrets`, whatever its path, and every path that holds a flagged blob is
+held back (judged per tree entry: a copy under another name cannot hide a note). When one
+matches, the push sends a single commit on top of the hub's head instead: this machine's
+whole tree except the notes that still match (those keep the hub's version, or are left out). Locally, main becomes that commit plus one commit that
 holds the withheld notes, so nothing here is lost and the history that held the secret is
 never pushed. Once the note is fixed (or deleted), the next sync sends it.
 """
@@ -23,7 +24,6 @@ from anamnesis.errors import NoteFormatError
 from anamnesis.notes import parse_note
 from anamnesis.sync.repo import SyncRepo
 
-_SCANNED_SUFFIX = ".md"
 MARKERS_KIND = "unresolved-conflict-markers"
 
 
@@ -87,12 +87,7 @@ async def plan_push(repo: SyncRepo, theirs: str | None, machine: str) -> PushPla
     head = await repo.rev("HEAD")
     if head is None or head == theirs or (theirs is not None and await repo.is_ancestor(head, theirs)):
         return PushPlan(rev=None)
-    listing = await repo.run("rev-list", "--objects", head, *(["--not", theirs] if theirs else []))
-    candidates: list[str] = []
-    for line in listing.stdout.decode("utf-8", errors="surrogateescape").splitlines():
-        oid, _, path = line.partition(" ")
-        if path.endswith(_SCANNED_SUFFIX):
-            candidates.append(oid)
+    candidates = await repo.blobs_sent(head, theirs)
     if not candidates:
         return PushPlan(rev=head)
     blobs = await repo.blobs(candidates)
@@ -100,8 +95,10 @@ async def plan_push(repo: SyncRepo, theirs: str | None, machine: str) -> PushPla
     secret = await anyio.to_thread.run_sync(withheld_kinds, texts)
     if not secret:
         return PushPlan(rev=head)
+    # Judged per tree entry, not per name rev-list gave a blob: every path holding a flagged
+    # blob is held back, whatever it is called.
     entries = await repo.tree_entries(head)
-    withheld_entries = [e for e in entries if e.oid in secret and e.path.endswith(_SCANNED_SUFFIX)]
+    withheld_entries = [e for e in entries if e.oid in secret]
     withheld = [describe_withheld(e.path, texts.get(e.oid, ""), secret[e.oid]) for e in withheld_entries]
     # The commit the hub gets: our tree, with each withheld path as the hub has it (or absent).
     hub_versions = (
