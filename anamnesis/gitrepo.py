@@ -215,7 +215,8 @@ class GitRepo:
         return await self.head()
 
     async def recover_stale_locks(self, older_than: float) -> list[str]:
-        """Delete git lock files left by a killed git; only ever called with our own locks held.
+        """Delete git lock files (and our private indexes) left by a killed git or sync; only ever
+        called with our own locks held.
 
         The age guard leaves alone a lock that a user's own git, running right now, may hold.
         """
@@ -224,6 +225,8 @@ class GitRepo:
             now = time.time()
             candidates = [self.git_dir / n for n in ("index.lock", "HEAD.lock", "packed-refs.lock", "config.lock")]
             candidates += list((self.git_dir / "refs").rglob("*.lock"))
+            # Private indexes of a sync or commit killed mid-way (SIGKILL, power loss).
+            candidates += list(self.git_dir.glob("anamnesis-*.index"))
             removed = []
             for path in candidates:
                 try:
