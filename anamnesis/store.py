@@ -15,9 +15,10 @@ import contextlib
 import errno
 import os
 import stat as stat_module
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import TypeVar
 
 from anamnesis.config import Layout
 from anamnesis.errors import NoteFormatError, NoteValidationError, UnsafePathError
@@ -25,6 +26,7 @@ from anamnesis.ids import is_safe_id
 from anamnesis.notes import NOTE_TYPES, SCOPES, Note, parse_note, render_note, validate_note
 
 NOTE_SUFFIX = ".md"
+_T = TypeVar("_T")
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 _NONBLOCK = getattr(os, "O_NONBLOCK", 0)  # a FIFO planted as a note must not block the open
@@ -86,15 +88,25 @@ class NoteStore:
     def lstat(self, path: Path) -> os.stat_result | None:
         """`lstat` of `path`, or None when it, or a directory on the way there, is missing or is
         not a real directory (a symbolic link)."""
+
+        def lstat_at(fd: int, name: str) -> os.stat_result | None:
+            try:
+                return os.stat(name, dir_fd=fd, follow_symlinks=False)
+            except (FileNotFoundError, NotADirectoryError):
+                return None
+
+        return self._at(path, lstat_at)
+
+    def _at(self, path: Path, action: Callable[[int, str], _T | None]) -> _T | None:
+        """`action(directory fd, file name)` for `path`, its directory reached without following
+        a link; None when that directory is missing or is reached through a link."""
         root, parts = self._below(path)
         try:
             fd = open_dir_below(root, parts[:-1])
         except (FileNotFoundError, UnsafePathError):
             return None
         try:
-            return os.stat(parts[-1], dir_fd=fd, follow_symlinks=False)
-        except (FileNotFoundError, NotADirectoryError):
-            return None
+            return action(fd, parts[-1])
         finally:
             os.close(fd)
 
@@ -160,18 +172,15 @@ class NoteStore:
 
     def _unlink(self, path: Path) -> bool:
         """Remove the file (or the link itself) at `path`, never through a linked directory."""
-        root, parts = self._below(path)
-        try:
-            fd = open_dir_below(root, parts[:-1])
-        except (FileNotFoundError, UnsafePathError):
-            return False
-        try:
-            os.unlink(parts[-1], dir_fd=fd)
-        except FileNotFoundError:
-            return False
-        finally:
-            os.close(fd)
-        return True
+
+        def unlink_at(fd: int, name: str) -> bool:
+            try:
+                os.unlink(name, dir_fd=fd)
+            except FileNotFoundError:
+                return False
+            return True
+
+        return bool(self._at(path, unlink_at))
 
     def scan(self) -> Iterator[NoteFile]:
         """Every `.md` file in a type directory of every scope, with its size and mtime."""

@@ -42,6 +42,16 @@ async def hostile_push(hub: Hub, base: Path, change: Callable[[Path], None], mes
     return await git(work, "rev-parse", "HEAD")
 
 
+async def synced_pair(tmp_path: Path, hub: Hub, seed_type: str = "semantic") -> tuple[Machine, Machine]:
+    """A laptop and a desktop that both hold one note, synced through the hub."""
+    laptop = await make_machine(tmp_path, "laptop", hub)
+    desktop = await make_machine(tmp_path, "desktop", hub)
+    await laptop.write("Seed", f"the first {seed_type} note", type=seed_type)
+    await laptop.sync()
+    await desktop.sync()
+    return laptop, desktop
+
+
 async def sync_error(machine: Machine) -> str:
     """The message of the SyncError this machine's sync ends with ("" when it syncs)."""
     try:
@@ -68,11 +78,7 @@ async def titles_found(config: object, words: str) -> list[str]:
 async def test_a_type_directory_turned_into_a_link_on_the_hub_never_reaches_the_work_tree(
     tmp_path: Path, hub: Hub
 ) -> None:
-    laptop = await make_machine(tmp_path, "laptop", hub)
-    desktop = await make_machine(tmp_path, "desktop", hub)
-    await laptop.write("Seed", "the first procedural note", type="procedural")
-    await laptop.sync()
-    await desktop.sync()
+    _, desktop = await synced_pair(tmp_path, hub, "procedural")
     outside = tmp_path / "outside"
     outside.mkdir()
 
@@ -120,11 +126,7 @@ async def test_a_type_directory_turned_into_a_link_on_the_hub_never_reaches_the_
 async def test_what_no_machine_writes_is_refused_with_the_commit_named_and_nothing_taken_in(
     tmp_path: Path, hub: Hub, plant: Callable[[Path, Path], None], path: str, problem: str
 ) -> None:
-    laptop = await make_machine(tmp_path, "laptop", hub)
-    desktop = await make_machine(tmp_path, "desktop", hub)
-    await laptop.write("Seed", "a semantic note")
-    await laptop.sync()
-    await desktop.sync()
+    laptop, desktop = await synced_pair(tmp_path, hub)
     head = await desktop.git("rev-parse", "HEAD")
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -146,11 +148,7 @@ async def test_what_no_machine_writes_is_refused_with_the_commit_named_and_nothi
 async def test_a_hub_gitattributes_cannot_run_a_filter_the_user_configured(
     tmp_path: Path, hub: Hub, isolated_env: Path
 ) -> None:
-    laptop = await make_machine(tmp_path, "laptop", hub)
-    desktop = await make_machine(tmp_path, "desktop", hub)
-    await laptop.write("Seed", "a semantic note")
-    await laptop.sync()
-    await desktop.sync()
+    _, desktop = await synced_pair(tmp_path, hub)
 
     def plant(work: Path) -> None:
         (work / ".gitattributes").write_text("* filter=crypt merge=crypt\n")
