@@ -17,7 +17,7 @@ import os
 import stat as stat_module
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TypeVar
 
 from anamnesis.config import Layout
@@ -140,7 +140,7 @@ class NoteStore:
         `id:` says otherwise is read with the file's id (the next save writes that id), so an
         edit rewrites this file instead of forking a second one."""
         note = parse_note(text, rel)
-        stem = PurePosixPath(rel).name.removesuffix(NOTE_SUFFIX)
+        stem = rel.rpartition("/")[2].removesuffix(NOTE_SUFFIX)
         if note.id != stem:
             if not is_safe_id(stem):
                 raise NoteFormatError(
