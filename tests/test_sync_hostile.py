@@ -240,3 +240,26 @@ async def test_a_note_whose_id_is_not_its_file_name_is_edited_in_place(tmp_path:
         assert files == [f"{note.id}.md"]
         assert [h.id for h in await memory.search("narwhal", SearchFilters())] == [note.id]
         assert await memory.search("walrus", SearchFilters()) == []
+
+
+async def test_a_gitattributes_already_in_the_work_tree_runs_no_filter_or_driver_and_is_not_sent(
+    tmp_path: Path, hub: Hub, isolated_env: Path
+) -> None:
+    laptop, desktop = await synced_pair(tmp_path, hub)
+    ran = tmp_path / "filter-ran"
+    with (isolated_env / ".gitconfig").open("a") as config:
+        config.write(f'[filter "crypt"]\n\tsmudge = "touch {ran}; cat"\n\tclean = "touch {ran}; cat"\n')
+        config.write(f'[merge "crypt"]\n\tdriver = "touch {ran}; false"\n')
+    # Taken in before the hub check existed, or edited by hand.
+    (desktop.memory_dir / ".gitattributes").write_text("* filter=crypt merge=crypt diff=crypt\n")
+    seed = next(iter(desktop.note_files()))
+    await laptop.write("Seed", "edited on the laptop", note_id=seed.rpartition("/")[2].removesuffix(".md"))
+    await laptop.sync()
+    await desktop.write("Desktop note", "so the desktop has to merge")
+
+    report = await desktop.sync()
+
+    assert not ran.exists()
+    assert report.pushed
+    assert report.left_out == [".gitattributes"]
+    assert "crypt" not in await git(hub.repo(), "show", "main:.gitattributes")
