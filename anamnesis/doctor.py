@@ -7,19 +7,22 @@ add their own checks by passing more `Check` functions.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import PurePosixPath
 
 import anyio
 import anyio.to_thread
 
 from anamnesis.config import Config, read_config_file
-from anamnesis.errors import AnamnesisError
-from anamnesis.gitrepo import BRANCH, GitRepo
+from anamnesis.errors import AnamnesisError, NoteFormatError
+from anamnesis.gitrepo import BRANCH, GitRepo, split_by_layout
 from anamnesis.memory import open_memory
+from anamnesis.notes import parse_note
+from anamnesis.store import NoteFile, read_regular_file
 from anamnesis.upkeep import LOOSE_OBJECT_LIMIT, PACK_LIMIT, footprint, last_upkeep
 
 _CONFLICT_MARKERS = ("<<<<<<< ", ">>>>>>> ")
@@ -122,6 +125,18 @@ async def check_git(config: Config) -> list[Finding]:
                 )
             )
     dirty = await repo.status_paths()
+    _, left_out = await anyio.to_thread.run_sync(split_by_layout, repo.path, [p for _, p in dirty])
+    if left_out:
+        shown = ", ".join(left_out[:5]) + (f" and {len(left_out) - 5} more" if len(left_out) > 5 else "")
+        findings.append(
+            Finding(
+                "warning",
+                "git",
+                f"memory/ holds {len(left_out)} file(s) that are not notes, which sync never sends: {shown}",
+                f"move them out of {repo.path} (editor backups and .env files do not belong there)",
+            )
+        )
+        dirty = [d for d in dirty if d[1] not in left_out]
     if dirty:
         findings.append(
             Finding(
@@ -161,7 +176,27 @@ async def check_notes_and_index(config: Config) -> list[Finding]:
                     "move it under procedural/, semantic/ or episodic/",
                 )
             )
-        conflicted = await anyio.to_thread.run_sync(_files_with_conflict_markers, plan.files)
+        unsafe = await anyio.to_thread.run_sync(lambda: list(memory.store.unsafe_entries()))
+        for rel in unsafe:
+            findings.append(
+                Finding(
+                    "error",
+                    "notes",
+                    f"{rel} is a symbolic link (or not a regular file); Anamnesis never reads or writes through it",
+                    f"look at where it points, then delete the link: rm {config.home / rel}",
+                )
+            )
+        conflicted, renamed = await anyio.to_thread.run_sync(_scan_note_files, plan.files)
+        for rel, written_id in renamed:
+            findings.append(
+                Finding(
+                    "warning",
+                    "notes",
+                    f"{rel} says id {written_id!r}; its file name is its id, so it is read (and next saved) as "
+                    f"{PurePosixPath(rel).stem!r}",
+                    "nothing to do; to keep the other id, rename the file to that id instead",
+                )
+            )
         for path in conflicted:
             findings.append(
                 Finding(
@@ -189,16 +224,21 @@ async def check_notes_and_index(config: Config) -> list[Finding]:
     return findings
 
 
-def _files_with_conflict_markers(files: Sequence[object]) -> list[str]:
-    found = []
+def _scan_note_files(files: Sequence[NoteFile]) -> tuple[list[str], list[tuple[str, str]]]:
+    """(files holding conflict markers, (file, id it says) for notes whose id is not their name)."""
+    conflicted, renamed = [], []
     for f in files:
         try:
-            text = Path(f.path).read_text(encoding="utf-8", errors="replace")  # type: ignore[attr-defined]
-        except OSError:
+            text = read_regular_file(f.path).decode("utf-8", errors="replace")
+        except (OSError, AnamnesisError):
             continue
         if any(line.startswith(_CONFLICT_MARKERS) for line in text.splitlines()):
-            found.append(f.rel)  # type: ignore[attr-defined]
-    return found
+            conflicted.append(f.rel)
+        with contextlib.suppress(NoteFormatError):
+            written = parse_note(text).id
+            if written != PurePosixPath(f.rel).stem:
+                renamed.append((f.rel, written))
+    return conflicted, renamed
 
 
 async def _integrity(index: object) -> str | None:

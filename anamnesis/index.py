@@ -23,13 +23,14 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from stat import S_ISREG
 from typing import Any, TypeVar, cast
 
 import aiosqlite
 import anyio
 import anyio.to_thread
 
-from anamnesis.errors import BusyError, IndexStateError, NoteFormatError, QueryError
+from anamnesis.errors import BusyError, IndexStateError, NoteFormatError, QueryError, UnsafePathError
 from anamnesis.notes import Note
 from anamnesis.queries import (
     SCHEMA_VERSION,
@@ -43,7 +44,7 @@ from anamnesis.queries import (
     summary_of,
 )
 from anamnesis.search import SearchFilters
-from anamnesis.store import NoteFile, NoteStore
+from anamnesis.store import NoteFile, NoteStore, read_regular_file
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -307,10 +308,9 @@ class SearchIndex:
             scope = self.store.scope_of(path)
             if scope is None or not rel.endswith(".md"):
                 continue
-            try:
-                stat = path.stat()
-            except (FileNotFoundError, NotADirectoryError):
-                continue
+            stat = self.store.lstat(path)
+            if stat is None or not S_ISREG(stat.st_mode):
+                continue  # gone, or a link (never followed; doctor lists it)
             files.append(NoteFile(str(path), rel, scope, path.parent.name, stat.st_size, stat.st_mtime_ns))
         return files
 
@@ -355,10 +355,12 @@ class SearchIndex:
         reads = []
         for f in files:
             try:
-                with open(f.path, "rb") as handle:
-                    data = handle.read()
+                data = read_regular_file(f.path)
             except FileNotFoundError:
                 continue  # gone since the scan; the next refresh drops its row
+            except UnsafePathError as exc:
+                reads.append(_Read(f, "", None, str(exc)))
+                continue
             except OSError as exc:
                 reads.append(_Read(f, "", None, f"cannot read: {exc.strerror}"))
                 continue

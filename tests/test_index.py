@@ -222,7 +222,7 @@ async def test_file_that_is_not_utf8_is_reported(layout: Layout, index: SearchIn
 async def test_two_files_with_one_id_index_one_and_report_the_other(layout: Layout, index: SearchIndex) -> None:
     note = make_note("twin", body="walrus")
     put_note(layout, note)
-    put_note(layout, note, name="twin-copy")
+    put_note(layout, note.with_changes(scope="machine-local"))  # the same file name in the other scope
 
     report = await index.refresh()
 
@@ -326,7 +326,11 @@ async def _reindex_garbage_store(home: Path, good: list[Note], bad: list[tuple[s
             if not good:
                 continue
             original = good[len(rel) % len(good)]
-            _, type_dir, _ = rel.split("/")
+            root, type_dir, _ = rel.split("/")
+            rel = f"{root}/{type_dir}/{original.id}.md"  # the file name is the id
+            scope_root = "memory" if original.scope == "portable" else "local"
+            if rel == f"{scope_root}/{original.type}/{original.id}.md":
+                continue
             copy = original.with_changes(type=type_dir)  # same id and words, a valid note of its own
             put(layout, rel, render_note(copy))
             for group in duplicate_groups:

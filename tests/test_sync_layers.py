@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 SYNC = Path(__file__).resolve().parent.parent / "anamnesis" / "sync"
-CORE = ("engine", "merge", "merge_driver", "gate", "fleet", "repo", "peers", "hostkeys")
+CORE = ("engine", "merge", "merge_driver", "gate", "incoming", "fleet", "repo", "peers", "hostkeys")
 
 
 def imported_modules(path: Path) -> set[str]:
