@@ -29,7 +29,6 @@ import json
 import os
 import random
 import shutil
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -41,7 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(Path(__file__).resolve().parent)]
 
 import anyio  # noqa: E402
-from common import Table, machine_line, p50  # noqa: E402
+from common import Table, machine_line, p50, raw_fts_build  # noqa: E402
 from generate import END_MS, _note  # noqa: E402
 
 from anamnesis.gitrepo import GitRepo  # noqa: E402
@@ -170,22 +169,6 @@ async def run_timed(argv: list[str], env: dict[str, str], stdin: str = "", runs:
 
 def du(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-
-
-def raw_fts_floor(memory_dir: Path) -> float:
-    """Read every note file and build a plain FTS5 table over them: what a rebuild cannot beat."""
-    start = time.perf_counter()
-    db = sqlite3.connect(":memory:")
-    db.execute("CREATE VIRTUAL TABLE t USING fts5(title, body, tokenize='porter unicode61')")
-    rows = []
-    for note_type in NOTE_TYPES:
-        for path in (memory_dir / note_type).glob("*.md"):
-            text = path.read_text(encoding="utf-8")
-            head, _, body = text.partition("\n---\n")
-            rows.append((head[:200], body))
-    db.executemany("INSERT INTO t VALUES (?, ?)", rows)
-    db.commit()
-    return time.perf_counter() - start
 
 
 def hook_env(home: Path) -> dict[str, str]:
@@ -339,7 +322,8 @@ async def main(args: argparse.Namespace) -> int:
                 table.add("memory_get (p50)", get_time, read_floor, None)
 
                 rebuild = await timed(lambda: memory.reindex(full=True), 1)
-                table.add(f"full rebuild, {args.notes} notes", rebuild, raw_fts_floor(desktop.memory_dir), None)
+                notes_on_disk = [p for t in NOTE_TYPES for p in (desktop.memory_dir / t).glob("*.md")]
+                table.add(f"full rebuild, {args.notes} notes", rebuild, raw_fts_build(notes_on_disk), None)
 
             size_after = du(desktop.memory_dir / ".git")
             loose_after = await footprint(repo)
