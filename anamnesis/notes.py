@@ -308,6 +308,8 @@ _DECIMAL = re.compile(r"[0-9]+\.[0-9]+")
 _PLAIN_TEXT = re.compile(
     r"[^\s\-?:,\[\]{}#&*!|>'\"%@`\x00-\x1f\x7f-\x9f][^\t\n\r\x00-\x1f\x7f-\x9f\u2028\u2029\ufeff]*"
 )
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ufeff]")
+_FLOW_INDICATOR = re.compile(r"[,\[\]{}]|^ | $")
 _NOT_PLAIN = object()
 
 
@@ -321,7 +323,7 @@ def _plain_front_matter(front: str) -> dict[str, Any] | None:
     it to YAML's answer on every note it accepts.
     """
     data: dict[str, Any] = {}
-    resolvers = _implicit_resolvers()
+    resolvers = _resolvable()
     lines = front.split("\n")
     if len(lines) < 2 or lines[-1]:
         return None
@@ -336,19 +338,19 @@ def _plain_front_matter(front: str) -> dict[str, Any] | None:
     return data
 
 
-def _plain_scalar(raw: str, resolvers: dict[str, list[Any]]) -> Any:
+def _plain_scalar(raw: str, resolvers: dict[str, re.Pattern[str]]) -> Any:
     if len(raw) >= 2 and raw[0] == raw[-1] == "'":
         inner = raw[1:-1]
-        if "'" in inner.replace("''", "") or not _printable(inner):
+        if "'" in inner.replace("''", "") or _UNPRINTABLE.search(inner):
             return _NOT_PLAIN
         return inner.replace("''", "'")
     if len(raw) >= 2 and raw[0] == "[" and raw[-1] == "]":
         inner = raw[1:-1]
         if not inner:
             return []
-        items = inner.split(", ")
-        if any(item != item.strip() or any(c in item for c in ",[]{}") for item in items):
+        if _FLOW_INDICATOR.search(inner.replace(", ", "")):
             return _NOT_PLAIN
+        items = inner.split(", ")
         values = [_plain_text(item, resolvers) for item in items]
         return _NOT_PLAIN if any(v is _NOT_PLAIN for v in values) else values
     if _DECIMAL.fullmatch(raw):
@@ -356,22 +358,24 @@ def _plain_scalar(raw: str, resolvers: dict[str, list[Any]]) -> Any:
     return _plain_text(raw, resolvers)
 
 
-def _plain_text(raw: str, resolvers: dict[str, list[Any]]) -> Any:
-    if not _PLAIN_TEXT.fullmatch(raw) or raw != raw.strip() or ": " in raw or " #" in raw or raw.endswith(":"):
+def _plain_text(raw: str, resolvers: dict[str, re.Pattern[str]]) -> Any:
+    if not _PLAIN_TEXT.fullmatch(raw) or raw[-1] in " :" or ": " in raw or " #" in raw:
         return _NOT_PLAIN
-    if any(pattern.match(raw) for _, pattern in resolvers.get(raw[0], ())):
+    resolvable = resolvers.get(raw[0])
+    if resolvable is not None and resolvable.match(raw):
         return _NOT_PLAIN  # YAML would read a number, a boolean or null: let YAML say which
     return raw
 
 
-def _printable(text: str) -> bool:
-    return not any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F or c in "\u2028\u2029\ufeff" for c in text)
-
-
 @functools.cache
-def _implicit_resolvers() -> dict[str, list[Any]]:
+def _resolvable() -> dict[str, re.Pattern[str]]:
+    """First character -> one pattern matching what YAML's implicit resolvers read as not text."""
     _, loader, _ = _yaml()
-    return dict(loader.yaml_implicit_resolvers)
+    return {
+        first: re.compile("|".join(f"(?:{pattern.pattern})" for _, pattern in pairs), re.X)
+        for first, pairs in loader.yaml_implicit_resolvers.items()
+        if first is not None
+    }
 
 
 def _check_front_matter_shape(yaml: Any, loader: Any, front: str, path: str | None) -> None:
