@@ -18,6 +18,7 @@ dashboard's token and cookie key, which nothing below it does.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -227,6 +228,21 @@ async def _sync_loop(
         await wakeup.wait(interval)
 
 
+async def _sync_as_things_happen(
+    memory: Memory, run_sync: SyncFunction, options: ServiceOptions, status: ServiceStatus, observer: ServiceObserver
+) -> None:
+    """The sync loop over hub connections kept open, woken early when the hub's main moves or a
+    note changes here (`anamnesis.sync.live`), so notes travel in seconds, not intervals."""
+    from anamnesis.sync.live import HubConnections, listen_to_hub, push_on_change
+
+    wakeup = _Wakeup()
+    async with HubConnections(memory.config) as connections, anyio.create_task_group() as tasks:
+        tasks.start_soon(listen_to_hub, memory.config, connections, wakeup.set)
+        tasks.start_soon(push_on_change, memory.config, wakeup.set)
+        over_held = functools.partial(run_sync, open_link=connections.link)
+        await _sync_loop(memory, over_held, options.sync_interval, wakeup, status, observer)
+
+
 # -- the index watcher --------------------------------------------------------------------------
 
 
@@ -422,10 +438,7 @@ async def _run_locked(
                     async with anyio.create_task_group() as tasks:
                         tasks.start_soon(_watch_notes, memory, status, observer)
                         if run_sync is not None:
-                            wakeup = _Wakeup()
-                            tasks.start_soon(
-                                _sync_loop, memory, run_sync, options.sync_interval, wakeup, status, observer
-                            )
+                            tasks.start_soon(_sync_as_things_happen, memory, run_sync, options, status, observer)
                         if stop is not None:
                             tasks.start_soon(relay, stop)
 
