@@ -244,6 +244,10 @@ def _capture_handler(event: str) -> Handler:
             )
         if event == "session-end" and (config.reflection.configured or config.has_hub):
             _detach_capture(payload, environ, "session-end")
+        elif event != "session-end":
+            from anamnesis.autosync import push_soon
+
+            push_soon(config, environ)  # to the hub within seconds; nothing without a hub or with a service
         return None  # no capture event's output is context: print nothing
 
     return capture

@@ -115,6 +115,11 @@ async def capture(config: Config, args: argparse.Namespace, io: IO) -> int:
         from anamnesis.cli.sync_cli import sync_now
 
         return await sync_now(config, io)
+    if note is not None:
+        from anamnesis.autosync import push_soon
+
+        # Not in this process, but soon: one detached push for a burst of captures (none if the service runs).
+        await anyio.to_thread.run_sync(push_soon, config, io.environ)
     return 0
 
 
