@@ -39,10 +39,15 @@ def spawn(arguments: list[str], environ: Mapping[str, str], *, report: bool = Fa
     """Start `anamnesis ARGUMENTS` in its own session, so it outlives the caller.
 
     With `report`, its stdout is a pipe the caller may read (and may stop reading: the child
-    must survive a closed pipe); otherwise everything goes to /dev/null.
+    must survive a closed pipe), and the caller is expected to exit soon (a hook). Otherwise
+    everything goes to /dev/null and a shell in between starts it in the background and exits
+    at once, so a long-lived caller (an MCP server) is left with no child to reap.
     """
-    return subprocess.Popen(
-        [sys.executable, "-m", "anamnesis", *arguments],
+    command = [sys.executable, "-m", "anamnesis", *arguments]
+    if not report:
+        command = ["/bin/sh", "-c", '"$@" &', "sh", *command]
+    child = subprocess.Popen(
+        command,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE if report else subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -50,6 +55,9 @@ def spawn(arguments: list[str], environ: Mapping[str, str], *, report: bool = Fa
         close_fds=True,
         env=dict(environ),
     )
+    if not report:
+        child.wait()  # the shell only forks: a few milliseconds
+    return child
 
 
 def service_alive(layout: Layout) -> bool:
@@ -87,7 +95,7 @@ def push_soon(config: Config, environ: Mapping[str, str]) -> str:
         if fd is None:
             return "pending"
         release_file_lock(fd)  # the child takes it; two children racing here: the second one exits
-        spawn(["sync", "--quiet", "--settle", f"{SETTLE_SECONDS:g}"], environ)
+        spawn(["sync", "--quiet", "--settle", f"{SETTLE_SECONDS:g}"], {**environ, "ANAMNESIS_HOME": str(config.home)})
     except OSError:
         return "failed"
     return "started"

@@ -21,6 +21,7 @@ DEFAULT_HOME = "~/.anamnesis"
 DEFAULT_SYNC_INTERVAL = 60.0  # seconds: a note reaches the other machines within about a minute
 MIN_SYNC_INTERVAL = 10.0
 DEFAULT_START_WAIT = 1.5  # seconds a session start may wait for another machine's news
+MAX_START_WAIT = 10.0  # well inside SessionStart's hook timeout (hooks/hooks.json: 15 s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +118,7 @@ class Config:
         block = self.raw.get("sync")
         value = block.get("start_wait") if isinstance(block, Mapping) else None
         try:
-            return min(3.0, max(0.0, float(value))) if value is not None else DEFAULT_START_WAIT
+            return min(MAX_START_WAIT, max(0.0, float(value))) if value is not None else DEFAULT_START_WAIT
         except (TypeError, ValueError):
             return DEFAULT_START_WAIT
 

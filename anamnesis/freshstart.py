@@ -28,9 +28,7 @@ from collections.abc import Mapping
 from anamnesis.autosync import mark_requested, spawn, sync_due
 from anamnesis.config import Config
 
-ARRIVING = (
-    "Newer notes from your other machines are arriving right now; memory_search finds them in a few seconds."
-)
+ARRIVING = "Newer notes from your other machines are arriving right now; memory_search finds them in a few seconds."
 
 
 def sync_at_start(config: Config, environ: Mapping[str, str], wait: float) -> str | None:

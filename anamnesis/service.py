@@ -18,7 +18,6 @@ dashboard's token and cookie key, which nothing below it does.
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import logging
 import os
@@ -190,6 +189,11 @@ class _Wakeup:
     def set(self) -> None:
         self._event.set()
 
+    def clear(self) -> None:
+        """Forget a wake-up asked for before now (the cycle starting now answers it)."""
+        if self._event.is_set():
+            self._event = anyio.Event()
+
     async def wait(self, timeout: float) -> None:
         with anyio.move_on_after(timeout):
             await self._event.wait()
@@ -236,10 +240,23 @@ async def _sync_as_things_happen(
     from anamnesis.sync.live import HubConnections, listen_to_hub, push_on_change
 
     wakeup = _Wakeup()
+    running = 0
+
+    async def over_held(config: Config, **kwargs: Any) -> Any:
+        nonlocal running
+        running += 1
+        wakeup.clear()
+        try:
+            return await run_sync(config, open_link=connections.link, **kwargs)
+        finally:
+            running -= 1
+
+    def busy() -> bool:
+        return running > 0
+
     async with HubConnections(memory.config) as connections, anyio.create_task_group() as tasks:
-        tasks.start_soon(listen_to_hub, memory.config, connections, wakeup.set)
-        tasks.start_soon(push_on_change, memory.config, wakeup.set)
-        over_held = functools.partial(run_sync, open_link=connections.link)
+        tasks.start_soon(listen_to_hub, memory.config, connections, wakeup.set, busy)
+        tasks.start_soon(push_on_change, memory.config, wakeup.set, busy)
         await _sync_loop(memory, over_held, options.sync_interval, wakeup, status, observer)
 
 

@@ -151,13 +151,26 @@ async def _peers_and_settings(config: Config) -> tuple[list[Peer], SyncSettings]
     return configured_peers(current), sync_settings(current)
 
 
-async def listen_to_hub(config: Config, connections: HubConnections, wake: Callable[[], None]) -> None:
-    """Ask every hub where its main is, every `check_interval`; wake the sync when one moved."""
+def _idle() -> bool:
+    return False
+
+
+async def listen_to_hub(
+    config: Config, connections: HubConnections, wake: Callable[[], None], busy: Callable[[], bool] = _idle
+) -> None:
+    """Ask every hub where its main is, every `check_interval`; wake the sync when one moved.
+
+    Not while `busy()` (a cycle is running): its fetch is about to move the local ref, and a
+    check in between would wake a second, empty cycle.
+    """
     repo = SyncRepo(config.layout.memory_dir, config.machine_id)
     failures = 0
     while True:
         delay = connections.settings.check_interval
         try:
+            if busy():
+                await anyio.sleep(delay)
+                continue
             peers, settings = await _peers_and_settings(config)
             connections.settings = settings
             delay = settings.check_interval
@@ -172,7 +185,7 @@ async def listen_to_hub(config: Config, connections: HubConnections, wake: Calla
                 if main is None:
                     continue
                 heard[peer.name] = main
-                if main != (await repo.rev(f"refs/remotes/{peer.name}/{BRANCH}") or ""):
+                if main != (await repo.rev(f"refs/remotes/{peer.name}/{BRANCH}") or "") and not busy():
                     logger.info("hub %s moved to %s: syncing", peer.name, main[:10])
                     wake()
             if heard:
@@ -185,8 +198,13 @@ async def listen_to_hub(config: Config, connections: HubConnections, wake: Calla
         await anyio.sleep(delay)
 
 
-async def push_on_change(config: Config, wake: Callable[[], None], poll: float = WATCH_POLL) -> None:
-    """Wake the sync once memory/ changed and then stayed quiet for `push_delay`, if a hub lacks it."""
+async def push_on_change(
+    config: Config, wake: Callable[[], None], busy: Callable[[], bool] = _idle, poll: float = WATCH_POLL
+) -> None:
+    """Wake the sync once memory/ changed and then stayed quiet for `push_delay`, if a hub lacks it.
+
+    While `busy()` the decision waits: the running cycle may carry the change (or make it).
+    """
     repo = SyncRepo(config.layout.memory_dir, config.machine_id)
     stamp = await anyio.to_thread.run_sync(memory_stamp, config.layout)
     changed_at: float | None = None
@@ -196,7 +214,7 @@ async def push_on_change(config: Config, wake: Callable[[], None], poll: float =
         if now != stamp:
             stamp, changed_at = now, anyio.current_time()
             continue
-        if changed_at is None:
+        if changed_at is None or busy():
             continue
         try:
             peers, settings = await _peers_and_settings(config)
