@@ -152,7 +152,7 @@ async def travel_times(desktop: Machine, laptop_service: Service, rounds: int) -
     for i in range(rounds):
         word = f"zebra{i}quokka{time.time_ns()}"
         await desktop.write(f"Travelling note {i}", f"The unusual word {word} marks it.")
-        samples.append(await until(lambda w=word: laptop_service.finds(w), 120))  # type: ignore[misc]
+        samples.append(await until(lambda w=word: laptop_service.finds(w), 120))
     return samples
 
 
@@ -175,7 +175,11 @@ def hook_session_start(machine: Machine) -> tuple[float, str]:
     start = time.perf_counter()
     result = subprocess.run(
         [sys.executable, "-m", "anamnesis", "hook", "session-start"],
-        input=payload, capture_output=True, text=True, env=env_for(machine), check=True,
+        input=payload,
+        capture_output=True,
+        text=True,
+        env=env_for(machine),
+        check=True,
     )
     elapsed = time.perf_counter() - start
     return elapsed, result.stdout
@@ -238,7 +242,7 @@ async def session_start_costs(desktop: Machine, laptop: Machine, rounds: int) ->
 # -- main ---------------------------------------------------------------------------------------
 
 
-async def main(rounds: int, idle_window: float) -> None:
+async def main(rounds: int, idle_window: float) -> int:
     os.environ.pop("SSH_AUTH_SOCK", None)
     with tempfile.TemporaryDirectory(prefix="anamnesis-bench-fresh-") as scratch:
         base = Path(scratch)
@@ -277,6 +281,7 @@ async def main(rounds: int, idle_window: float) -> None:
                 target=f"{session['rounds']}/{session['rounds']}",
                 verdict="ok" if session["held"] == session["rounds"] else "MISS",
             )
+            table.misses += session["held"] != session["rounds"]
 
             services = [Service(desktop), Service(laptop)]
             for service in services:
@@ -294,6 +299,7 @@ async def main(rounds: int, idle_window: float) -> None:
                 for service in services:
                     await anyio.to_thread.run_sync(service.stop)
             table.print()
+    return 1 if table.misses else 0
 
 
 if __name__ == "__main__":
@@ -301,4 +307,4 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=10, help="samples per measure (default 10)")
     parser.add_argument("--idle", type=float, default=60.0, help="seconds of idle services measured (default 60)")
     arguments = parser.parse_args()
-    anyio.run(main, arguments.rounds, arguments.idle, backend="asyncio")
+    sys.exit(anyio.run(main, arguments.rounds, arguments.idle, backend="asyncio"))
