@@ -8,6 +8,7 @@ add their own checks by passing more `Check` functions.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +18,9 @@ import anyio.to_thread
 
 from anamnesis.config import Config, read_config_file
 from anamnesis.errors import AnamnesisError
-from anamnesis.gitrepo import BRANCH
+from anamnesis.gitrepo import BRANCH, GitRepo
 from anamnesis.memory import open_memory
+from anamnesis.upkeep import LOOSE_OBJECT_LIMIT, PACK_LIMIT, footprint, last_upkeep
 
 _CONFLICT_MARKERS = ("<<<<<<< ", ">>>>>>> ")
 
@@ -47,7 +49,7 @@ async def run_doctor(config: Config, extra_checks: Sequence[Check] = ()) -> list
     findings.extend(home)
     if any(f.is_error for f in home):
         return findings
-    for check in (check_git, check_notes_and_index, *extra_checks):
+    for check in (check_git, check_notes_and_index, check_upkeep, *extra_checks):
         try:
             findings.extend(await check(config))
         except AnamnesisError as exc:
@@ -209,3 +211,31 @@ async def _integrity(index: object) -> str | None:
     except sqlite3.DatabaseError as exc:
         return str(exc)
     return None
+
+
+async def check_upkeep(config: Config) -> list[Finding]:
+    """The repository's loose objects and packs, its history index, and when upkeep last ran."""
+    repo = GitRepo(config.layout.memory_dir, config.machine_id)
+    if not await repo.is_repo():
+        return []
+    found = await footprint(repo)
+    record = last_upkeep(config.layout)
+    when = "never" if record is None else f"{_ago(time.time() - record.finished_at)} ago"
+    message = (
+        f"repository: {found.loose_objects} loose objects, {found.packs} packs, "
+        f"{(found.loose_bytes + found.pack_bytes) / (1 << 20):.1f} MiB; history index "
+        f"{'present' if found.commit_graph else 'missing'}; upkeep last ran {when}"
+    )
+    fix = "run `anamnesis upkeep` (the service runs it every hour: `anamnesis service install`)"
+    if record is not None and record.error:
+        return [Finding("warning", "upkeep", f"{message}, and failed: {record.error}", fix)]
+    if found.loose_objects > 4 * LOOSE_OBJECT_LIMIT or found.packs > 4 * PACK_LIMIT:
+        return [Finding("warning", "upkeep", f"{message}: the repository needs packing", fix)]
+    return [Finding("ok", "upkeep", message)]
+
+
+def _ago(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f} {unit}"
+    return f"{max(seconds, 0):.0f} s"

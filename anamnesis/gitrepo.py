@@ -180,18 +180,20 @@ class GitRepo:
 
         return await anyio.to_thread.run_sync(sweep)
 
-    async def note_log(self, file_name: str, limit: int = 50) -> list[CommitInfo]:
-        """Commits that touched a note file called `file_name` in any directory, newest first.
+    async def note_log(self, paths: Sequence[str], limit: int = 50) -> list[CommitInfo]:
+        """Commits that touched any of these note paths, newest first.
 
         A note's id names its file and its type names the directory, so a type change is a
-        move. Matching the name in every directory follows such moves exactly, where
-        `git log --follow` would also adopt the history of any look-alike note (it detects
-        copies), and a new near-duplicate would show another note's past as its own.
+        move: callers pass the note's file name in every type directory. Literal paths (no glob
+        magic) let git answer from the commit-graph's changed-path Bloom filters that upkeep
+        keeps (`anamnesis.upkeep`): 25 ms at 30,000 commits where a `*/<id>.md` pattern walked
+        every commit's tree (3.5 s). `git log --follow` is no substitute: it detects copies and
+        would adopt the history of a look-alike note.
         """
         fmt = _RECORD + _FIELD.join(("%H", "%an", "%ae", "%aI", "%s"))
         result = await self.run(
-            "log", f"--max-count={limit}", "--no-renames", "--name-status", f"--format={fmt}",
-            "--", f":(glob)*/{file_name}", check=False,
+            "--literal-pathspecs", "log", f"--max-count={limit}", "--no-renames", "--name-status",
+            f"--format={fmt}", "--", *paths, check=False,
         )
         if result.returncode != 0:
             return []
