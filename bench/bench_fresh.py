@@ -21,6 +21,8 @@ real `git upload-pack`/`receive-pack` behind it). Measures, each beside a floor 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import getpass
 import json
 import os
 import re
@@ -31,6 +33,8 @@ import tempfile
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +49,8 @@ from anamnesis.gitrepo import BRANCH  # noqa: E402
 from anamnesis.sync import run_sync  # noqa: E402
 from anamnesis.sync.peers import parse_hub_url, sync_settings  # noqa: E402
 from anamnesis.sync.ssh import HubLinkMux, ask_hub_main, connect_hub  # noqa: E402
-from tests.hubserver import Hub, Machine, make_machine, running_hub  # noqa: E402
+from tests.hubserver import Hub, HubStats, Machine, make_machine, public_line, running_hub  # noqa: E402
+from tests.ports import unused_port  # noqa: E402
 
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
 CHECK_INTERVAL = 5.0  # the default; the bench runs what users run
@@ -53,6 +58,82 @@ CHECK_INTERVAL = 5.0  # the default; the bench runs what users run
 
 def env_for(machine: Machine) -> dict[str, str]:
     return {**ENV, "ANAMNESIS_HOME": str(machine.home)}
+
+
+# -- an OpenSSH hub ------------------------------------------------------------------------------
+
+
+class OpenSSHHub:
+    """Debian's sshd on a loopback port, each key restricted to git with git-shell (peers/README.md).
+
+    Quacks like tests/hubserver.Hub where `make_machine` and this bench need it; `stats.sessions`
+    counts the exec channels sshd logs, so hub round trips are counted the same way.
+    """
+
+    def __init__(self, root: Path) -> None:
+        from anamnesis.sync.sshlib import asyncssh
+
+        self.root = root
+        self.dir = root / "sshd"
+        self.dir.mkdir(parents=True, mode=0o700)
+        self.host_key = asyncssh.generate_private_key("ssh-ed25519")
+        self.host_key.write_private_key(str(self.dir / "host_ed25519"))
+        (self.dir / "host_ed25519").chmod(0o600)
+        self.authorized = self.dir / "authorized_keys"
+        self.authorized.write_text("")
+        self.authorized.chmod(0o600)
+        self.port = 0
+        self.stats = HubStats()
+
+    def url(self) -> str:
+        return f"ssh://{getpass.getuser()}@127.0.0.1:{self.port}{self.root}/memory.git"
+
+    def repo(self) -> Path:
+        return self.root / "memory.git"
+
+    def authorize(self, key: Any) -> None:
+        with self.authorized.open("a") as handle:
+            handle.write(f'restrict,command="git-shell -c \\"$SSH_ORIGINAL_COMMAND\\"" {public_line(key)}\n')
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[OpenSSHHub]:
+        await anyio.run_process(["git", "init", "-q", "--bare", str(self.repo())])
+        await anyio.run_process(["git", "--git-dir", str(self.repo()), "symbolic-ref", "HEAD", "refs/heads/main"])
+        if os.geteuid() == 0:
+            Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+        self.port = unused_port()
+        (self.dir / "sshd_config").write_text(
+            f"ListenAddress 127.0.0.1\nPort {self.port}\nHostKey {self.dir / 'host_ed25519'}\n"
+            f"PidFile {self.dir / 'sshd.pid'}\nAuthorizedKeysFile {self.authorized}\nUsePAM no\nStrictModes no\n"
+            "PasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n"
+            "AcceptEnv GIT_PROTOCOL\nLogLevel VERBOSE\n"
+        )
+        process = await anyio.open_process(["/usr/sbin/sshd", "-D", "-e", "-f", str(self.dir / "sshd_config")])
+        listening = anyio.Event()
+
+        async def read_log() -> None:
+            assert process.stderr is not None
+            buffered = b""
+            async for chunk in process.stderr:
+                buffered += chunk
+                *lines, buffered = buffered.split(b"\n")
+                for line in lines:
+                    if b"Server listening" in line:
+                        listening.set()
+                    if b"Starting session: command" in line:
+                        self.stats.sessions.append(("command", 0))
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(read_log)
+            with anyio.fail_after(20):
+                await listening.wait()
+            try:
+                yield self
+            finally:
+                process.terminate()
+                with anyio.move_on_after(10):
+                    await process.wait()
+                group.cancel_scope.cancel()
 
 
 # -- one ref check ------------------------------------------------------------------------------
@@ -242,14 +323,17 @@ async def session_start_costs(desktop: Machine, laptop: Machine, rounds: int) ->
 # -- main ---------------------------------------------------------------------------------------
 
 
-async def main(rounds: int, idle_window: float) -> int:
+async def main(rounds: int, idle_window: float, openssh: bool) -> int:
     os.environ.pop("SSH_AUTH_SOCK", None)
     with tempfile.TemporaryDirectory(prefix="anamnesis-bench-fresh-") as scratch:
         base = Path(scratch)
         os.environ["HOME"] = str(base)
         ENV["HOME"] = str(base)
         ENV.pop("SSH_AUTH_SOCK", None)
-        async with running_hub(base / "hubroot") as hub:
+        hubs: contextlib.AbstractAsyncContextManager[Any] = (
+            OpenSSHHub(base / "hubroot").running() if openssh else running_hub(base / "hubroot")
+        )
+        async with hubs as hub:
             desktop = await make_machine(base, "desktop", hub)
             laptop = await make_machine(base, "laptop", hub)
             for machine in (desktop, laptop):
@@ -258,10 +342,11 @@ async def main(rounds: int, idle_window: float) -> int:
                 assert (await machine.sync()).ok
             assert (await desktop.sync()).ok
 
-            table = Table(f"fresh sync over loopback SSH ({machine_line()})")
+            kind = "OpenSSH sshd, git-shell account" if openssh else "asyncssh hub in this process"
+            table = Table(f"fresh sync over loopback SSH, {kind} ({machine_line()})")
             costs = await ref_check_costs(laptop, hub, rounds)
             table.add("one ref check of the hub's main (open connection)", costs["check"], costs["handshake"], None)
-            table.add("  its CPU in this process (client + in-process hub)", costs["check_cpu"], None, None)
+            table.add("  its CPU in this process (client, + hub if in-process)", costs["check_cpu"], None, None)
             table.add("  the same with git ls-remote over the connection", costs["ls_remote"], None, None)
             table.add("  one SSH handshake (the floor column above)", costs["handshake"], None, None)
 
@@ -306,5 +391,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=10, help="samples per measure (default 10)")
     parser.add_argument("--idle", type=float, default=60.0, help="seconds of idle services measured (default 60)")
+    parser.add_argument("--openssh", action="store_true", help="hub: Debian's sshd on loopback (git-shell account)")
     arguments = parser.parse_args()
-    sys.exit(anyio.run(main, arguments.rounds, arguments.idle, backend="asyncio"))
+    sys.exit(anyio.run(main, arguments.rounds, arguments.idle, arguments.openssh, backend="asyncio"))
