@@ -30,6 +30,7 @@ from tests.hubserver import Hub, Machine, make_machine
 from tests.test_hook_sync import session_start
 from tests.test_service import Client as HttpClient
 from tests.test_service import running_service
+from tests.test_transcript import basic_session, write_transcript
 
 pytestmark = pytest.mark.anyio
 
@@ -152,6 +153,27 @@ async def test_memory_write_without_a_service_sends_the_note_to_the_hub_within_s
     await eventually(lambda: {f"semantic/{i}.md" for i in ids} <= hub_paths(hub))
 
 
+async def test_a_session_captured_at_compaction_without_a_service_reaches_the_hub(tmp_path: Path, hub: Hub) -> None:
+    _desktop, laptop = await two_machines(tmp_path, hub)
+    transcript = write_transcript(tmp_path / "session.jsonl", basic_session())
+    payload = {
+        "session_id": "s-compact",
+        "transcript_path": str(transcript),
+        "cwd": str(tmp_path),
+        "hook_event_name": "PreCompact",
+        "trigger": "manual",
+    }
+    result = await anyio.run_process(
+        [sys.executable, "-m", "anamnesis", "hook", "pre-compact"],
+        input=json.dumps(payload).encode(),
+        env={**os.environ, "ANAMNESIS_HOME": str(laptop.home)},
+    )
+    assert result.stdout == b""
+    captured = [path for path in laptop.note_files() if path.startswith("episodic/")]
+    assert captured
+    await eventually(lambda: set(captured) <= hub_paths(hub))
+
+
 # -- session start -----------------------------------------------------------------------------
 
 
@@ -187,6 +209,19 @@ async def test_past_the_bound_the_session_hears_that_notes_are_arriving_and_the_
     context = context_of(await session_start(laptop, tmp_path))  # within the interval: no wait
     assert "Prefer small pull requests" in context
     assert ARRIVING not in context
+
+
+async def test_with_nothing_new_the_session_answers_at_once_and_the_sync_still_sends_this_machines_notes(
+    tmp_path: Path, hub: Hub
+) -> None:
+    _desktop, laptop = await two_machines(tmp_path, hub)
+    laptop.set_sync(start_wait=10)
+    note = await laptop.write("Tabs, not spaces, in Makefiles", "Local.", type="procedural", project="global")
+    make_stale(laptop)
+    context = context_of(await session_start(laptop, tmp_path))
+    assert "Tabs, not spaces, in Makefiles" in context
+    assert ARRIVING not in context
+    await eventually(lambda: f"procedural/{note.id}.md" in hub_paths(hub))  # the sync went on after the answer
 
 
 async def test_an_unreachable_hub_costs_a_session_nothing_but_the_bound_and_only_once(tmp_path: Path, hub: Hub) -> None:
