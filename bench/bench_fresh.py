@@ -120,7 +120,7 @@ class OpenSSHHub:
                 for line in lines:
                     if b"Server listening" in line:
                         listening.set()
-                    if b"Starting session: command" in line:
+                    if b"Starting session:" in line:
                         self.stats.sessions.append(("command", 0))
 
         async with anyio.create_task_group() as group:
