@@ -19,13 +19,15 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from anamnesis.config import Config, Layout
+
+if TYPE_CHECKING:
+    import subprocess
 
 REQUESTED_FILE = "sync-requested"
 HEARD_FILE = "hub-heard.json"
@@ -43,6 +45,8 @@ def spawn(arguments: list[str], environ: Mapping[str, str], *, report: bool = Fa
     everything goes to /dev/null and a shell in between starts it in the background and exits
     at once, so a long-lived caller (an MCP server) is left with no child to reap.
     """
+    import subprocess  # here: 2.5 ms the session-start hook only pays when it starts a sync
+
     command = [sys.executable, "-m", "anamnesis", *arguments]
     if not report:
         command = ["/bin/sh", "-c", '"$@" &', "sh", *command]

@@ -21,7 +21,6 @@ marker is touched before the process starts.
 from __future__ import annotations
 
 import os
-import select
 import time
 from collections.abc import Mapping
 
@@ -51,6 +50,8 @@ def sync_at_start(config: Config, environ: Mapping[str, str], wait: float) -> st
 def _wait_for_news(fd: int, deadline: float) -> bool:
     """Read progress lines until the sync says there is nothing, or is done, or the deadline: True
     when news was announced and the deadline passed before it arrived."""
+    import select
+
     buffered = b""
     news = False
     while True:
