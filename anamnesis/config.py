@@ -20,6 +20,8 @@ CONFIG_FILE = "config.json"
 DEFAULT_HOME = "~/.anamnesis"
 DEFAULT_SYNC_INTERVAL = 60.0  # seconds: a note reaches the other machines within about a minute
 MIN_SYNC_INTERVAL = 10.0
+DEFAULT_START_WAIT = 1.5  # seconds a session start may wait for another machine's news
+MAX_START_WAIT = 10.0  # well inside SessionStart's hook timeout (hooks/hooks.json: 15 s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +108,19 @@ class Config:
             return max(MIN_SYNC_INTERVAL, float(value))
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"config.json: sync.interval must be a number of seconds, not {value!r}") from exc
+
+    @property
+    def start_wait(self) -> float:
+        """Seconds SessionStart may wait for news from the hub (config `sync.start_wait`; 0 turns it off).
+
+        Bounded by the hook's own deadline; a bad value falls back to the default (hooks never fail).
+        """
+        block = self.raw.get("sync")
+        value = block.get("start_wait") if isinstance(block, Mapping) else None
+        try:
+            return min(MAX_START_WAIT, max(0.0, float(value))) if value is not None else DEFAULT_START_WAIT
+        except (TypeError, ValueError):
+            return DEFAULT_START_WAIT
 
 
 def home_from_env(environ: Mapping[str, str]) -> Path:

@@ -114,8 +114,9 @@ def _session_start(config: Any, payload: dict[str, Any], environ: Mapping[str, s
     from anamnesis.context import DEFAULT_BUDGET, session_context_plan
     from anamnesis.errors import AnamnesisError
 
+    arriving = None
     try:
-        _sync_if_due(config, environ)
+        arriving = _sync_if_due(config, environ)
     except (OSError, AnamnesisError) as exc:  # the context matters more than an early sync
         _log(config.layout.state_dir, "session-start", f"no sync started: {exc}")
     budget = int(_setting(config, "context_budget", DEFAULT_BUDGET))
@@ -124,7 +125,8 @@ def _session_start(config: Any, payload: dict[str, Any], environ: Mapping[str, s
     if context is None:
         return None
     _remember_shown(config, payload, context.shown_ids, reset=True)
-    return _additional_context("session-start", context.text)
+    text = "\n\n".join(part for part in (context.text, arriving) if part)
+    return _additional_context("session-start", text)
 
 
 def _user_prompt_submit(config: Any, payload: dict[str, Any], environ: Mapping[str, str]) -> str | None:
@@ -242,6 +244,10 @@ def _capture_handler(event: str) -> Handler:
             )
         if event == "session-end" and (config.reflection.configured or config.has_hub):
             _detach_capture(payload, environ, "session-end")
+        elif event != "session-end":
+            from anamnesis.autosync import push_soon
+
+            push_soon(config, environ)  # to the hub within seconds; nothing without a hub or with a service
         return None  # no capture event's output is context: print nothing
 
     return capture
@@ -266,38 +272,19 @@ def _unread_bytes(config: Any, session_id: str, transcript: str) -> int:
     return size - read_offset(config.layout.state_dir / "capture", session_id)
 
 
-def _sync_if_due(config: Any, environ: Mapping[str, str]) -> None:
-    """Start a detached `anamnesis sync` when a hub is configured and no sync began within the interval.
+def _sync_if_due(config: Any, environ: Mapping[str, str]) -> str | None:
+    """When no sync ran within the interval, start one and wait a bounded moment for the hub's news
+    (`freshstart`); a line for the context when news is still arriving, else None."""
+    from anamnesis.freshstart import sync_at_start
 
-    A new session should see what other machines wrote since the last one, without waiting
-    for it: the hook only stats a file and, at most once per interval, spawns a process. The
-    marker is touched first, so sessions starting together spawn one sync between them.
-    """
-    if not config.has_hub:
-        return
-    marker: Path = config.layout.state_dir / "sync-requested"
-    now = time.time()
-    try:
-        last = os.path.getmtime(marker)
-    except OSError:
-        last = 0.0
-    if now - last < config.sync_interval:
-        return
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.touch()
-    _detach(["sync", "--quiet"], environ)
+    return sync_at_start(config, environ, config.start_wait)
 
 
 def _detach(arguments: list[str], environ: Mapping[str, str]) -> None:
     """Start `anamnesis ARGUMENTS` in its own session, so it survives Claude Code's exit."""
-    import subprocess
-    import sys
+    from anamnesis.autosync import spawn
 
-    subprocess.Popen(
-        [sys.executable, "-m", "anamnesis", *arguments],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True, close_fds=True, env=dict(environ),
-    )
+    spawn(arguments, environ)
 
 
 _HANDLERS: dict[str, Handler] = {event: _capture_handler(event) for event in _CAPTURE_SOURCES}

@@ -540,10 +540,7 @@ async def memory_write(
         note = await memory.write(draft)
         similar = await _similar(memory, note)
     path = memory.store.path_for(note.id, note.type, note.scope)
-    if note.scope != "portable":
-        where = "this machine only"
-    else:
-        where = "synced to your hub" if state.config.has_hub else "kept in git; no hub configured yet"
+    where = await _where_it_goes(state, note)
     text = f"Saved {note.type} note {note.id} {note.title!r} in {note.project} ({note.scope}: {where})."
     if note.supersedes:
         text += f" Retired: {', '.join(note.supersedes)}."
@@ -559,6 +556,27 @@ async def memory_write(
     if similar:
         text += "\n" + "\n".join(_line(item) for item in similar)
     return _result(text, structured)
+
+
+_PUSHED = {
+    "service": "the running service sends it to your hub within seconds",
+    "started": "being sent to your hub within seconds",
+    "pending": "being sent to your hub within seconds",
+}
+
+
+async def _where_it_goes(state: ServerState, note: Note) -> str:
+    """Where the note is now and where it is going, as it is: it starts the push it promises."""
+    if note.scope != "portable":
+        return "this machine only"
+    if not state.config.has_hub:
+        return "kept in git; no hub configured yet"
+    if state.sync is None:  # a server built without the sync engine
+        return "committed here; `anamnesis sync` sends it to your hub"
+    from anamnesis.autosync import push_soon
+
+    how = await anyio.to_thread.run_sync(push_soon, state.config, dict(os.environ))
+    return _PUSHED.get(how, "committed here; the next sync sends it to your hub")
 
 
 async def _similar(memory: Memory, note: Note) -> list[dict[str, Any]]:

@@ -196,6 +196,11 @@ class _Wakeup:
     def set(self) -> None:
         self._event.set()
 
+    def clear(self) -> None:
+        """Forget a wake-up asked for before now (the cycle starting now answers it)."""
+        if self._event.is_set():
+            self._event = anyio.Event()
+
     async def wait(self, timeout: float) -> None:
         with anyio.move_on_after(timeout):
             await self._event.wait()
@@ -232,6 +237,34 @@ async def _sync_loop(
             if observer.synced is not None:
                 observer.synced(ok, message)
         await wakeup.wait(interval)
+
+
+async def _sync_as_things_happen(
+    memory: Memory, run_sync: SyncFunction, options: ServiceOptions, status: ServiceStatus, observer: ServiceObserver
+) -> None:
+    """The sync loop over hub connections kept open, woken early when the hub's main moves or a
+    note changes here (`anamnesis.sync.live`), so notes travel in seconds, not intervals."""
+    from anamnesis.sync.live import HubConnections, listen_to_hub, push_on_change
+
+    wakeup = _Wakeup()
+    running = 0
+
+    async def over_held(config: Config, **kwargs: Any) -> Any:
+        nonlocal running
+        running += 1
+        wakeup.clear()
+        try:
+            return await run_sync(config, open_link=connections.link, **kwargs)
+        finally:
+            running -= 1
+
+    def busy() -> bool:
+        return running > 0
+
+    async with HubConnections(memory.config) as connections, anyio.create_task_group() as tasks:
+        tasks.start_soon(listen_to_hub, memory.config, connections, wakeup.set, busy)
+        tasks.start_soon(push_on_change, memory.config, wakeup.set, busy)
+        await _sync_loop(memory, over_held, options.sync_interval, wakeup, status, observer)
 
 
 # -- the index watcher --------------------------------------------------------------------------
@@ -446,10 +479,7 @@ async def _run_locked(
                         tasks.start_soon(_watch_notes, memory, status, observer)
                         tasks.start_soon(keep_up, config)
                         if run_sync is not None:
-                            wakeup = _Wakeup()
-                            tasks.start_soon(
-                                _sync_loop, memory, run_sync, options.sync_interval, wakeup, status, observer
-                            )
+                            tasks.start_soon(_sync_as_things_happen, memory, run_sync, options, status, observer)
                         if stop is not None:
                             tasks.start_soon(relay, stop)
 

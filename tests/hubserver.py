@@ -62,6 +62,7 @@ class Hub:
         self.host_key = asyncssh.generate_private_key("ssh-ed25519")
         self.port = 0
         self.stats = HubStats()
+        self.live: set[asyncssh.SSHServerConnection] = set()  # closed by stop(), as sshd's children would be
         self._server: asyncssh.SSHAcceptor | None = None
 
     @property
@@ -88,6 +89,11 @@ class Hub:
         class Server(asyncssh.SSHServer):
             def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
                 hub.stats.connections += 1
+                self.conn = conn
+                hub.live.add(conn)
+
+            def connection_lost(self, exc: Exception | None) -> None:
+                hub.live.discard(self.conn)
 
             def begin_auth(self, username: str) -> bool:
                 return True
@@ -118,6 +124,11 @@ class Hub:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
+        for conn in list(self.live):  # a detached sync still connected when a test ends
+            conn.close()
+            with anyio.move_on_after(5):
+                await conn.wait_closed()
+        self.live.clear()
 
     async def _handle(self, process: asyncssh.SSHServerProcess[bytes]) -> None:
         command = process.command

@@ -124,6 +124,11 @@ async def capture(config: Config, args: argparse.Namespace, io: IO) -> int:
         from anamnesis.cli.sync_cli import sync_now
 
         code = await sync_now(config, io)
+    elif note is not None:
+        from anamnesis.autosync import push_soon
+
+        # Not in this process, but soon: one detached push for a burst of captures (none if the service runs).
+        await anyio.to_thread.run_sync(push_soon, config, io.environ)
     await _upkeep_if_due(config)
     return code
 
@@ -286,17 +291,24 @@ def _mib(size: int) -> str:
 
 
 async def status(config: Config, args: argparse.Namespace, io: IO) -> int:
-    from anamnesis.sync.fleet import SyncState, state_path
+    from anamnesis.sync.fleet import SyncState, fleet_status, state_path
 
     async with open_memory(config) as memory:
         info = await memory.status()
     state = await anyio.to_thread.run_sync(SyncState.load, state_path(config.layout))
+    fleet = await fleet_status(config)
     info["sync"] = {
         "last_ok": state.last_ok,
         "last_attempt": state.last_attempt,
         "last_error": state.last_error if state.consecutive_failures else None,
         "withheld": [*state.withheld_paths],
+        "last_pushed": fleet.last_pushed,
+        "last_heard": fleet.last_heard,
     }
+    info["fleet"] = [
+        {"machine": m.machine, "synced_at": m.synced_at, "pushed_at": m.pushed_at, "heard_at": m.heard_at}
+        for m in fleet.machines
+    ]
     if args.json:
         print_json(io.out, info)
         return 0
@@ -316,11 +328,35 @@ async def status(config: Config, args: argparse.Namespace, io: IO) -> int:
         last = f"last ok {sync['last_ok']}" if sync["last_ok"] else "never synced"
         failed = f"; the last attempt failed: {sync['last_error']}" if sync["last_error"] else ""
         out.write(f"sync      {last}{failed}\n")
+        for machine in info["fleet"]:
+            pushed, heard = _ago(machine["pushed_at"]), _ago(machine["heard_at"])
+            out.write(f"machine   {machine['machine']}: last pushed {pushed}, last heard from the hub {heard}\n")
         if sync["withheld"]:
             out.write(f"withheld  {len(sync['withheld'])} note(s) kept off the hub (secrets): run `anamnesis doctor`\n")
     if info["problems"]:
         out.write(f"problems  {info['problems']} file(s) could not be read: run `anamnesis doctor`\n")
     return 0
+
+
+def _ago(when: str | None) -> str:
+    """`2026-11-20T10:00:00Z` as "3 min ago (2026-11-20T10:00:00Z)"; "never" for None."""
+    if not when:
+        return "never"
+    from datetime import UTC, datetime
+
+    try:
+        seconds = (datetime.now(UTC) - datetime.fromisoformat(when.replace("Z", "+00:00"))).total_seconds()
+    except ValueError:
+        return when
+    if seconds < 120:
+        age = f"{max(0, int(seconds))} s"
+    elif seconds < 7200:
+        age = f"{int(seconds // 60)} min"
+    elif seconds < 172800:
+        age = f"{int(seconds // 3600)} h"
+    else:
+        age = f"{int(seconds // 86400)} days"
+    return f"{age} ago ({when})"
 
 
 async def doctor(config: Config, args: argparse.Namespace, io: IO) -> int:

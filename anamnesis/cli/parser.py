@@ -232,7 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     capture.add_argument("--session-id", required=True, help="the Claude Code session id")
     capture.add_argument("--project", help="project key (default: the current project)")
     capture.add_argument("--source", default="session-end", help="what triggered the capture (a tag)")
-    capture.add_argument("--no-sync", action="store_true", help="do not sync afterwards")
+    capture.add_argument("--no-sync", action="store_true", help="no sync in this process (a detached push follows)")
     capture.add_argument("--no-llm", action="store_true", help="heuristic summary even if a model is configured")
 
     uninstall = _command(

@@ -117,6 +117,10 @@ def register(sub: Any, command: CommandFactory) -> None:
     )
     sync.add_argument("--json", action="store_true", help="print the report as JSON")
     sync.add_argument("--quiet", "-q", action="store_true", help="print nothing unless it fails")
+    # For writers when no service runs: wait until memory/ is quiet this long; one waiting push at a time.
+    sync.add_argument("--settle", type=float, metavar="SECONDS", help=argparse.SUPPRESS)
+    # For SessionStart: one word per line (news, none, done, failed) as the sync goes.
+    sync.add_argument("--progress", action="store_true", help=argparse.SUPPRESS)
 
 
 # -- handlers ------------------------------------------------------------------------------------
@@ -221,6 +225,10 @@ async def peer_remove(config: Config, args: argparse.Namespace, io: IO) -> int:
 async def sync(config: Config, args: argparse.Namespace, io: IO) -> int:
     from anamnesis.sync import run_sync
 
+    if args.progress:
+        return await _sync_reporting(config)
+    if args.settle is not None and not await _settled(config, args.settle):
+        return 0  # another push is already waiting, and carries what this one would have
     report = await run_sync(config)
     if args.json:
         shown = report.as_dict()
@@ -234,6 +242,49 @@ async def sync(config: Config, args: argparse.Namespace, io: IO) -> int:
 
         await run_upkeep(config)
     return 0 if report.ok else 1
+
+
+async def _sync_reporting(config: Config) -> int:
+    """`sync --progress`: one word per line on stdout as the sync goes (see `anamnesis.freshstart`)."""
+    import contextlib
+    import os
+
+    from anamnesis.errors import AnamnesisError
+    from anamnesis.sync.live import sync_reporting
+
+    def tell(word: str) -> None:
+        with contextlib.suppress(OSError):  # the hook stopped listening: carry on with the sync
+            os.write(1, (" ".join(word.split()) + "\n").encode())
+
+    try:
+        report = await sync_reporting(config, tell)
+    except AnamnesisError:
+        return 1
+    return 0 if report.ok else 1
+
+
+async def _settled(config: Config, quiet: float) -> bool:
+    """Wait until memory/ has not changed for `quiet` seconds (at most a minute), holding the
+    pending-push lock; False when another process already holds it."""
+    from anamnesis.autosync import PENDING_LOCK
+    from anamnesis.locks import release_file_lock, try_file_lock
+    from anamnesis.sync.live import memory_stamp
+
+    fd = try_file_lock(config.layout.state_dir / PENDING_LOCK)
+    if fd is None:
+        return False
+    try:
+        with anyio.move_on_after(60):
+            stamp = await anyio.to_thread.run_sync(memory_stamp, config.layout)
+            while True:
+                await anyio.sleep(quiet)
+                now = await anyio.to_thread.run_sync(memory_stamp, config.layout)
+                if now == stamp:
+                    break
+                stamp = now
+    finally:
+        release_file_lock(fd)
+    return True
 
 
 async def sync_now(config: Config, io: IO) -> int:

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
 from quart import Blueprint, Response
 
+from anamnesis.config import Layout
 from anamnesis.dashboard.responses import page
 from anamnesis.dashboard.state import dashboard, memory
 from anamnesis.gitrepo import GitRepo
@@ -47,6 +48,8 @@ class Machine:
     standing: str = "unknown"
     this_machine: bool = False
     problem: str | None = None
+    pushed_at: str | None = None
+    heard_at: str | None = None
 
 
 def read_fleet_files(memory_dir: Path) -> list[tuple[str, dict[str, Any] | None, str | None]]:
@@ -134,16 +137,28 @@ async def machine_of(git: GitRepo, name: str, data: dict[str, Any], machine_id: 
         ahead=ahead,
         standing=standing,
         this_machine=machine == machine_id,
+        pushed_at=_text(data.get("pushed_at")),
+        heard_at=_text(data.get("heard_at")),
     )
 
 
-async def read_fleet(git: GitRepo, memory_dir: Path, machine_id: str) -> list[Machine]:
+async def read_fleet(git: GitRepo, layout: Layout, machine_id: str) -> list[Machine]:
+    """Every machine's fleet file; this machine's push and hub times as it knows them now."""
+    from anamnesis.sync.fleet import local_sync_times
+
     machines = []
-    for name, data, problem in await anyio.to_thread.run_sync(read_fleet_files, memory_dir):
+    pushed, heard = await anyio.to_thread.run_sync(local_sync_times, layout)
+    for name, data, problem in await anyio.to_thread.run_sync(read_fleet_files, layout.memory_dir):
         if data is None:
             machines.append(Machine(machine=name.removesuffix(".json"), file=name, problem=problem))
-        else:
-            machines.append(await machine_of(git, name, data, machine_id))
+            continue
+        machine = await machine_of(git, name, data, machine_id)
+        if machine.this_machine:
+            machine = replace(
+                machine, pushed_at=max(filter(None, (machine.pushed_at, pushed)), default=None),
+                heard_at=max(filter(None, (machine.heard_at, heard)), default=None),
+            )
+        machines.append(machine)
     machines.sort(key=lambda m: m.synced_at or "", reverse=True)
     return machines
 
@@ -152,7 +167,7 @@ async def read_fleet(git: GitRepo, memory_dir: Path, machine_id: str) -> list[Ma
 async def fleet() -> Response:
     state = dashboard()
     mem = memory()
-    machines = await read_fleet(mem.git, state.config.layout.memory_dir, state.config.machine_id)
+    machines = await read_fleet(mem.git, state.config.layout, state.config.machine_id)
     payload = {
         "machines": [asdict(m) for m in machines],
         "this_machine": state.config.machine_id,

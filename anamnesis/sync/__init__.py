@@ -32,7 +32,7 @@ from anamnesis.errors import AnamnesisError, ConfigError, HostKeyError, NoHubErr
 from anamnesis.gitrepo import GitRepo
 from anamnesis.home import require_home
 from anamnesis.memory import Memory, open_memory
-from anamnesis.sync.engine import NO_HUB, HubLink, SyncEngine, SyncReport
+from anamnesis.sync.engine import NO_HUB, HubLink, OpenLink, SyncEngine, SyncReport
 from anamnesis.sync.fleet import FleetStatus, fleet_status
 from anamnesis.sync.hostkeys import add_known_host, known_hosts_path, normalize_fingerprint
 from anamnesis.sync.peers import (
@@ -64,8 +64,9 @@ __all__ = [
 Confirm = Callable[["HostKeyProbe"], Awaitable[bool]]
 
 
-async def run_sync(config: Config, *, memory: Memory | None = None) -> SyncReport:
-    """One sync cycle with every configured hub. Pass `memory` when one is already open.
+async def run_sync(config: Config, *, memory: Memory | None = None, open_link: OpenLink | None = None) -> SyncReport:
+    """One sync cycle with every configured hub. Pass `memory` when one is already open, and
+    `open_link` to reach the hubs over connections held elsewhere (the service keeps them open).
 
     The hubs are read from config.json again each time, so a long-lived process (the service,
     an MCP server) follows `anamnesis peer add/remove` run in another terminal.
@@ -77,8 +78,10 @@ async def run_sync(config: Config, *, memory: Memory | None = None) -> SyncRepor
     settings = sync_settings(config)
     from anamnesis.sync.ssh import open_hub_link
 
-    def link(peer: Peer) -> AbstractAsyncContextManager[HubLink]:
+    def fresh_link(peer: Peer) -> AbstractAsyncContextManager[HubLink]:
         return open_hub_link(config.layout, settings, peer)
+
+    link = open_link or fresh_link
 
     async with AsyncExitStack() as stack:
         if memory is None:

@@ -217,6 +217,8 @@ class SyncEngine:
             await anyio.to_thread.run_sync(state.save, path)
             raise
         state.conflicts_total += len(report.conflicts)
+        if report.pushed:
+            state.last_pushed = utc_now()
         state.withheld_paths = [w.path for w in report.withheld]
         state.last_summary = {k: v for k, v in report.as_dict().items() if k in ("pushed", "pulled", "head", "errors")}
         if failures:
@@ -353,6 +355,8 @@ class SyncEngine:
             notes_written=await self._notes_written(),
             conflicts=state.conflicts_total + len(report.conflicts),
             withheld=len(report.withheld),
+            pushed_at=utc_now() if ahead else state.last_pushed,  # when ahead, this cycle pushes
+            heard_at=utc_now(),  # published right after a fetch (or a check that made one needless)
         )
         rel = await anyio.to_thread.run_sync(write_fleet_file, self.layout.memory_dir, entry)
         await repo.commit_paths([rel], f"anamnesis: fleet status of {self.machine}")

@@ -52,6 +52,7 @@ class SyncState:
     conflicts_total: int = 0
     withheld_paths: list[str] = field(default_factory=list)  # held back at the last push (secrets)
     last_summary: dict[str, Any] = field(default_factory=dict)
+    last_pushed: str | None = None  # when this machine last sent commits to a hub
 
     @classmethod
     def load(cls, path: Path) -> SyncState:
@@ -84,6 +85,8 @@ class FleetEntry:
     notes_written: int
     conflicts: int
     withheld: int = 0
+    pushed_at: str | None = None  # when this machine last sent notes to the hub
+    heard_at: str | None = None  # when it last heard from the hub (fetched or checked its main)
     anamnesis: str = __version__
     version: int = FLEET_VERSION
 
@@ -102,6 +105,8 @@ class FleetEntry:
                 notes_written=int(data.get("notes_written", 0)),
                 conflicts=int(data.get("conflicts", 0)),
                 withheld=int(data.get("withheld", 0)),
+                pushed_at=str(data["pushed_at"]) if data.get("pushed_at") else None,
+                heard_at=str(data["heard_at"]) if data.get("heard_at") else None,
                 anamnesis=str(data.get("anamnesis", "")),
                 version=int(data.get("version", 0)),
             )
@@ -146,6 +151,8 @@ class MachineStatus:
     conflicts: int
     withheld: int
     this_machine: bool
+    pushed_at: str | None = None
+    heard_at: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +167,8 @@ class FleetStatus:
     last_error: str | None
     consecutive_failures: int
     conflicts_total: int
+    last_pushed: str | None = None
+    last_heard: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -170,6 +179,8 @@ class FleetStatus:
             "last_error": self.last_error,
             "consecutive_failures": self.consecutive_failures,
             "conflicts_total": self.conflicts_total,
+            "last_pushed": self.last_pushed,
+            "last_heard": self.last_heard,
             "machines": [asdict(m) for m in self.machines],
         }
 
@@ -181,6 +192,7 @@ async def fleet_status(config: Config, *, now: float | None = None) -> FleetStat
     entries, state = await anyio.to_thread.run_sync(
         lambda: (read_fleet_files(config.layout.memory_dir), SyncState.load(state_path(config.layout)))
     )
+    pushed, heard = await anyio.to_thread.run_sync(local_sync_times, config.layout)
     machines = [
         MachineStatus(
             machine=e.machine,
@@ -192,6 +204,9 @@ async def fleet_status(config: Config, *, now: float | None = None) -> FleetStat
             conflicts=e.conflicts,
             withheld=e.withheld,
             this_machine=e.machine == config.machine_id,
+            # This machine knows its own times now; the others' are as of their last publish.
+            pushed_at=_latest(e.pushed_at, pushed) if e.machine == config.machine_id else e.pushed_at,
+            heard_at=_latest(e.heard_at, heard) if e.machine == config.machine_id else e.heard_at,
         )
         for e in entries
     ]
@@ -205,4 +220,27 @@ async def fleet_status(config: Config, *, now: float | None = None) -> FleetStat
         last_error=state.last_error,
         consecutive_failures=state.consecutive_failures,
         conflicts_total=state.conflicts_total,
+        last_pushed=pushed,
+        last_heard=heard,
     )
+
+
+def local_sync_times(layout: Layout) -> tuple[str | None, str | None]:
+    """(last push, last time heard from the hub) of this machine, as UTC ISO times. Blocking.
+
+    Heard: the newest of the last good sync and the service's last check of the hub's main.
+    """
+    from anamnesis.autosync import read_heard
+
+    state = SyncState.load(state_path(layout))
+    checked = read_heard(layout).get("heard_at_unix")
+    heard = state.last_ok
+    if checked:
+        heard = _latest(heard, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(float(checked))))
+    return state.last_pushed, heard
+
+
+def _latest(*times: str | None) -> str | None:
+    """The latest of ISO times written the same way (they sort as text); None if there is none."""
+    present = [t for t in times if t]
+    return max(present) if present else None

@@ -183,6 +183,8 @@ class SyncSettings:
     git_timeout: float = 300.0  # backstop for any one git network command
     lock_wait: float = 10.0  # how long a second sync waits for the running one
     fleet_heartbeat: float = 3600.0  # an idle machine republishes its fleet file this often
+    check_interval: float = 5.0  # the service asks the hub where its main is this often (one exec, no fetch)
+    push_delay: float = 1.0  # a change under memory/ is pushed once memory/ has been quiet this long
     push_attempts: int = 5
     stale_lock_age: float = STALE_GIT_LOCK_AGE  # a git *.lock older than this, with our locks held, is stale
     shared_connection: bool = True  # one SSH connection per cycle, shared by every git command

@@ -327,10 +327,22 @@ def main_in_advertisement(data: bytes) -> str | None:
 async def hub_main(conn: asyncssh.SSHClientConnection, hub: HubURL, timeout: float) -> str | None:
     """Where the hub's main is, from one exec on the open connection (no git process here)."""
     try:
+        return await ask_hub_main(conn, hub, timeout)
+    except PeerUnreachableError:
+        return None
+
+
+async def ask_hub_main(conn: asyncssh.SSHClientConnection, hub: HubURL, timeout: float) -> str | None:
+    """`hub_main`, but a connection that fails or stays silent is `PeerUnreachableError`, not None.
+
+    The hub's git-upload-pack advertises its refs and ends at our flush packet: one channel,
+    a few hundred bytes, no git process on this side. None when the answer is not one we read.
+    """
+    try:
         with anyio.fail_after(timeout):
             result = await conn.run(f"git-upload-pack {_sq(hub.path)}", input=b"0000", encoding=None, check=False)
-    except (OSError, TimeoutError, asyncssh.Error):
-        return None
+    except (OSError, TimeoutError, asyncssh.Error) as exc:
+        raise _unreachable(hub, exc, "") from exc
     if result.exit_status != 0 or not isinstance(result.stdout, bytes):
         return None
     return main_in_advertisement(result.stdout)
