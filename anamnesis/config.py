@@ -135,10 +135,11 @@ def home_from_env(environ: Mapping[str, str]) -> Path:
 def default_machine_id() -> str:
     """The machine's short host name, which is what a user recognises in the fleet view."""
     name = socket.gethostname().split(".")[0].strip()
-    return _clean_machine_id(name) or "machine"
+    return clean_machine_id(name) or "machine"
 
 
-def _clean_machine_id(name: str) -> str:
+def clean_machine_id(name: str) -> str:
+    """A machine name as history, the fleet and file names can hold it: letters, digits, - and _."""
     return "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in name.strip()).strip("-")
 
 
@@ -178,7 +179,7 @@ def load_config(home: Path, environ: Mapping[str, str]) -> Config:
     layout = Layout(home)
     raw = read_config_file(layout.config_path)
     machine_id = environ.get("ANAMNESIS_MACHINE_ID") or raw.get("machine_id") or default_machine_id()
-    machine_id = _clean_machine_id(str(machine_id))
+    machine_id = clean_machine_id(str(machine_id))
     if not machine_id:
         raise ConfigError("machine_id must contain letters or digits")
     remote = environ.get("ANAMNESIS_GIT_REMOTE") or raw.get("remote") or None

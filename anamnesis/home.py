@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 
 import anyio.to_thread
 
-from anamnesis.config import Layout, read_config_file, write_config_file
-from anamnesis.errors import HomeNotInitializedError
+from anamnesis.config import Layout, clean_machine_id, read_config_file, write_config_file
+from anamnesis.errors import ConfigError, HomeNotInitializedError
 from anamnesis.gitrepo import GitRepo
 from anamnesis.layout import GITATTRIBUTES_TEXT
 from anamnesis.notes import NOTE_TYPES
@@ -73,6 +73,22 @@ async def init_home(layout: Layout, machine_id: str) -> InitReport:
         await anyio.to_thread.run_sync(seed_repo)
         await repo.commit_all(f"anamnesis: new memory on {report.machine_id}")
     return report
+
+
+def rename_machine(layout: Layout, new_name: str) -> str:
+    """Give this machine a new name in config.json; the old name. Blocking.
+
+    Notes keep the name they were written under (it is their history); the fleet file of the
+    old name is the sync's to retire (`anamnesis.sync.fleet.retire_fleet_file`).
+    """
+    name = clean_machine_id(new_name)
+    if not name:
+        raise ConfigError("a machine name needs letters or digits")
+    raw = read_config_file(layout.config_path)
+    old = str(raw.get("machine_id", ""))
+    raw["machine_id"] = name
+    write_config_file(layout.config_path, raw)
+    return old
 
 
 def require_home(layout: Layout) -> None:

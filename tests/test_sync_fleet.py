@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import subprocess
+import sys
 from pathlib import Path
 
+import anyio
 import pytest
 
 from anamnesis.config import Config
@@ -15,6 +18,9 @@ from anamnesis.sync import fleet_status
 from anamnesis.sync.fleet import FleetEntry, SyncState, read_fleet_files, state_path, write_fleet_file
 from anamnesis.sync.hostkeys import add_known_host, host_pattern, key_fingerprint, normalize_fingerprint
 from tests.conftest import both_backends
+from tests.hubserver import Hub, make_machine
+
+REPO = Path(__file__).resolve().parent.parent
 
 NOW = 1_800_000_000.0
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
@@ -104,3 +110,54 @@ def test_userknownhostsfile_none_never_turns_host_key_checking_off(tmp_path: Pat
     assert files(None) == [ours]  # "UserKnownHostsFile none"
     assert files([]) == [ours, str(user_file)]  # not set
     assert files([str(user_file)]) == [ours, str(user_file)]
+
+
+# -- two machines of one name ------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_two_machines_of_one_name_are_told_apart_and_told_how_to_rename(tmp_path: Path, hub: Hub) -> None:
+    first = await make_machine(tmp_path / "home-laptop", "MacBook-Pro", hub)
+    second = await make_machine(tmp_path / "work-laptop", "MacBook-Pro", hub)
+    one = await first.write("Written on the home laptop", "first body")
+    two = await second.write("Written on the work laptop", "second body")
+
+    assert (await first.sync()).name_clash is None
+    clashing = await second.sync()
+    await first.sync()
+
+    assert clashing.name_clash is not None
+    assert "anamnesis init --machine-id" in clashing.name_clash
+    fleet_files = sorted(p.name for p in (first.memory_dir / ".fleet").iterdir())
+    assert len(fleet_files) == 2  # neither overwrote the other
+    assert fleet_files[0] == "MacBook-Pro.json"
+    assert fleet_files[1].startswith("MacBook-Pro~")
+    for machine in (first, second):
+        status = await fleet_status(machine.config)
+        assert status.name_clash is not None  # both are told, at their next look
+        assert [m.this_machine for m in status.machines if m.machine == "MacBook-Pro"].count(True) == 1
+        texts = "".join(machine.note_files().values())
+        assert one.id in texts
+        assert two.id in texts  # nothing of either is lost
+
+
+@pytest.mark.anyio
+async def test_renaming_one_of_them_retires_its_fleet_file_and_ends_the_clash(tmp_path: Path, hub: Hub) -> None:
+    first = await make_machine(tmp_path / "home-laptop", "MacBook-Pro", hub)
+    second = await make_machine(tmp_path / "work-laptop", "MacBook-Pro", hub)
+    await first.sync()
+    await second.sync()
+
+    env = {**os.environ, "ANAMNESIS_HOME": str(second.home),
+           "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    renamed = await anyio.run_process(
+        [sys.executable, "-m", "anamnesis", "init", "--machine-id", "mbp-work", "--no-claude"], env=env, check=False
+    )
+    assert renamed.returncode == 0, renamed.stderr
+    assert b"Renamed this machine from MacBook-Pro to mbp-work" in renamed.stdout
+    assert (await second.sync()).name_clash is None
+    await first.sync()
+
+    assert sorted(p.name for p in (first.memory_dir / ".fleet").iterdir()) == ["MacBook-Pro.json", "mbp-work.json"]
+    for machine in (first, second):
+        assert (await fleet_status(machine.config)).name_clash is None

@@ -22,7 +22,7 @@ from anamnesis.cli.output import (
     unfiltered,
 )
 from anamnesis.config import Config, Layout, load_config
-from anamnesis.errors import AnamnesisError, BusyError, NoteValidationError
+from anamnesis.errors import AnamnesisError, BusyError, ConfigError, NoteValidationError
 from anamnesis.home import init_home
 from anamnesis.memory import NoteDraft, open_memory
 from anamnesis.notes import GLOBAL_PROJECT
@@ -82,6 +82,7 @@ async def init(config: Config, args: argparse.Namespace, io: IO) -> int:
             io.out.write(plan.diff())
         return 0
     machine_id = args.machine_id or config.machine_id
+    await _rename_if_asked(config, args.machine_id, io)
     report = await init_home(config.layout, machine_id)
     config = load_config(config.home, io.environ)
     async with open_memory(config) as memory:
@@ -107,6 +108,28 @@ async def init(config: Config, args: argparse.Namespace, io: IO) -> int:
     else:
         io.out.write(f"Already initialized at {report.home} (machine {report.machine_id}); nothing changed.\n")
     return 0
+
+
+async def _rename_if_asked(config: Config, wanted: str | None, io: IO) -> str | None:
+    """`init --machine-id NEW` on a home that has another name renames this machine: config,
+    and the fleet file it published under the old name (committed; the next sync sends it)."""
+    from anamnesis.config import clean_machine_id
+    from anamnesis.home import rename_machine
+    from anamnesis.sync.fleet import install_id, retire_fleet_file
+
+    if not wanted or not config.layout.config_path.is_file() or clean_machine_id(wanted) == config.machine_id:
+        return None
+    if io.environ.get("ANAMNESIS_MACHINE_ID"):
+        raise ConfigError("ANAMNESIS_MACHINE_ID is set and names this machine; unset it to rename it here")
+    layout = config.layout
+    old = await anyio.to_thread.run_sync(rename_machine, layout, wanted)
+    install = await anyio.to_thread.run_sync(install_id, layout)
+    retired = await anyio.to_thread.run_sync(retire_fleet_file, layout.memory_dir, old, install)
+    if retired is not None:
+        async with open_memory(load_config(config.home, io.environ)) as memory:
+            await memory.commit_pending(f"anamnesis: {old} is now {clean_machine_id(wanted)}")
+    io.out.write(f"Renamed this machine from {old} to {clean_machine_id(wanted)}; the next sync tells the fleet.\n")
+    return old
 
 
 async def capture(config: Config, args: argparse.Namespace, io: IO) -> int:

@@ -209,6 +209,8 @@ async def peer_list(config: Config, args: argparse.Namespace, io: IO) -> int:
         key = f"  host key {peer.host_key}" if peer.host_key else ""
         io.out.write(f"{peer.name}  {peer.url}{key}\n")
     io.out.write(f"last sync: {fleet.last_ok or 'never'}\n")
+    if fleet.name_clash:
+        io.out.write(f"warning: {fleet.name_clash}\n")
     if fleet.last_error:
         io.out.write(f"last error: {fleet.last_error}\n")
     return 0
@@ -300,6 +302,8 @@ async def sync_now(config: Config, io: IO) -> int:
     io.out.write(f"Synced: {report.summary()}.\n")
     for withheld in report.withheld:
         io.err.write(f"Not pushed: {withheld.describe()}.\n")
+    if report.name_clash:
+        io.err.write(f"Warning: {report.name_clash}.\n")
     return 0 if report.ok else 1
 
 
@@ -321,3 +325,5 @@ def _write_report(io: IO, report: SyncReport) -> None:
         io.out.write(f"Kept the edited {path}: another machine had deleted it.\n")
     for withheld in report.withheld:
         io.err.write(f"Not pushed: {withheld.describe()}.\n")
+    if report.name_clash:
+        io.err.write(f"Warning: {report.name_clash}.\n")

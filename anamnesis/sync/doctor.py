@@ -18,7 +18,7 @@ from anamnesis.doctor import Finding
 from anamnesis.errors import AnamnesisError, PeerUnreachableError
 from anamnesis.store import read_regular_file
 from anamnesis.sync import current_config
-from anamnesis.sync.fleet import SyncState, state_path
+from anamnesis.sync.fleet import SyncState, fleet_status, state_path
 from anamnesis.sync.gate import describe_withheld, withheld_kinds
 from anamnesis.sync.peers import Peer, configured_peers, parse_hub_url, sync_settings
 
@@ -36,6 +36,9 @@ async def check_sync(config: Config) -> list[Finding]:
         return [Finding("ok", CHECK, "no hub configured: notes stay on this machine"), *findings]
     for peer in peers:
         findings.insert(0, await _reach(config, peer))
+    fleet = await fleet_status(config)
+    if fleet.name_clash:
+        findings.append(Finding("warning", CHECK, fleet.name_clash, "anamnesis init --machine-id NEW-NAME"))
     return [*findings, _last_sync(SyncState.load(state_path(config.layout)))]
 
 

@@ -38,7 +38,15 @@ from anamnesis.gitrepo import BRANCH
 from anamnesis.locks import file_lock
 from anamnesis.memory import GIT_LOCK_TIMEOUT, Memory
 from anamnesis.notes import NOTE_TYPES, utc_now
-from anamnesis.sync.fleet import FleetEntry, SyncState, fleet_rel_path, state_path, write_fleet_file
+from anamnesis.sync.fleet import (
+    FleetEntry,
+    SyncState,
+    install_id,
+    name_clash_message,
+    own_fleet_path,
+    state_path,
+    write_fleet_file,
+)
 from anamnesis.sync.gate import PushPlan, Withheld, plan_push
 from anamnesis.sync.merge import ConflictCopy, MergeOutcome, integrate
 from anamnesis.sync.peers import Peer, SyncSettings
@@ -111,6 +119,7 @@ class SyncReport:
     recovered_locks: list[str] = field(default_factory=list)
     fleet_published: bool = False
     left_out: list[str] = field(default_factory=list)  # files in memory/ that are not notes: never committed
+    name_clash: str | None = None  # another machine publishes under this machine's name
 
     @property
     def ok(self) -> bool:
@@ -134,6 +143,8 @@ class SyncReport:
         if self.left_out:
             shown = ", ".join(self.left_out[:3])
             parts.append(f"{len(self.left_out)} file(s) in memory/ left out (not notes: {shown})")
+        if self.name_clash:
+            parts.append(self.name_clash)
         errors = [f"{h.name}: {h.error}" for h in self.hubs if h.error]
         if errors:
             parts.append("failed: " + "; ".join(errors))
@@ -158,6 +169,7 @@ class SyncReport:
             "recovered_locks": list(self.recovered_locks),
             "fleet_published": self.fleet_published,
             "left_out": list(self.left_out),
+            "name_clash": self.name_clash,
         }
 
 
@@ -338,7 +350,10 @@ class SyncEngine:
         """Write and commit this machine's fleet file when a push happens anyway, or on the heartbeat."""
         repo = self.repo
         head = await repo.rev("HEAD")
-        own = fleet_rel_path(self.machine)
+        install = await anyio.to_thread.run_sync(install_id, self.layout)
+        own, clash = await anyio.to_thread.run_sync(own_fleet_path, self.layout.memory_dir, self.machine, install)
+        if clash is not None:
+            report.name_clash = name_clash_message(self.machine, clash)
         exists = await anyio.Path(self.layout.memory_dir / own).exists()
         ahead = False
         if head is not None and head != theirs and not (theirs and await repo.is_ancestor(head, theirs)):
@@ -357,8 +372,9 @@ class SyncEngine:
             withheld=len(report.withheld),
             pushed_at=utc_now() if ahead else state.last_pushed,  # when ahead, this cycle pushes
             heard_at=utc_now(),  # published right after a fetch (or a check that made one needless)
+            install=install,
         )
-        rel = await anyio.to_thread.run_sync(write_fleet_file, self.layout.memory_dir, entry)
+        rel = await anyio.to_thread.run_sync(write_fleet_file, self.layout.memory_dir, entry, own)
         await repo.commit_paths([rel], f"anamnesis: fleet status of {self.machine}")
         state.fleet_published_at = entry.synced_at_unix
         return True

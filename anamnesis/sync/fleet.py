@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import secrets
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,9 +32,42 @@ FLEET_VERSION = 1
 STALE_HEARTBEATS = 3  # a machine silent for this many heartbeats is shown as stale
 
 
-def fleet_rel_path(machine: str) -> str:
-    """The fleet file of `machine`, relative to memory/."""
-    return f"{FLEET_DIR}/{machine}.json"
+def fleet_rel_path(machine: str, install: str | None = None) -> str:
+    """The fleet file of `machine`, relative to memory/; with `install`, the file a second
+    machine publishing under the same name uses, so that neither overwrites the other."""
+    return f"{FLEET_DIR}/{machine}.json" if install is None else f"{FLEET_DIR}/{machine}~{install[:8]}.json"
+
+
+def install_id(layout: Layout) -> str:
+    """This home's own random id (`state/install-id`), made on first use and never synced.
+
+    Two laptops both called "MacBook-Pro" publish under one machine name; the install id is
+    what tells them apart. Blocking.
+    """
+    path = layout.state_dir / "install-id"
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        existing = path.read_text(encoding="utf-8").strip()
+        if len(existing) == 16 and all(c in "0123456789abcdef" for c in existing):
+            return existing
+    made = secrets.token_hex(8)
+    atomic_write_text(path, made + "\n")
+    return made
+
+
+def own_fleet_path(memory_dir: Path, machine: str, install: str) -> tuple[str, FleetEntry | None]:
+    """Where this machine publishes its fleet file, and the other machine already publishing
+    under the same name (None when the name is this machine's alone). Blocking.
+
+    A fleet file of the same name written by an older release (no install id) is taken to be
+    this machine's own.
+    """
+    path = memory_dir / fleet_rel_path(machine)
+    entry = None
+    with contextlib.suppress(OSError, UnicodeDecodeError, AnamnesisError):
+        entry = FleetEntry.from_json(read_regular_file(str(path)).decode("utf-8"))
+    if entry is not None and entry.install and entry.install != install:
+        return fleet_rel_path(machine, install), entry
+    return fleet_rel_path(machine), None
 
 
 def state_path(layout: Layout) -> Path:
@@ -87,6 +121,7 @@ class FleetEntry:
     withheld: int = 0
     pushed_at: str | None = None  # when this machine last sent notes to the hub
     heard_at: str | None = None  # when it last heard from the hub (fetched or checked its main)
+    install: str = ""  # the publishing home's install id: tells apart two machines of one name
     anamnesis: str = __version__
     version: int = FLEET_VERSION
 
@@ -107,6 +142,7 @@ class FleetEntry:
                 withheld=int(data.get("withheld", 0)),
                 pushed_at=str(data["pushed_at"]) if data.get("pushed_at") else None,
                 heard_at=str(data["heard_at"]) if data.get("heard_at") else None,
+                install=str(data.get("install", "")),
                 anamnesis=str(data.get("anamnesis", "")),
                 version=int(data.get("version", 0)),
             )
@@ -114,11 +150,34 @@ class FleetEntry:
             return None
 
 
-def write_fleet_file(memory_dir: Path, entry: FleetEntry) -> str:
-    """Write this machine's fleet file atomically; its path relative to memory/. Blocking."""
-    rel = fleet_rel_path(entry.machine)
+def write_fleet_file(memory_dir: Path, entry: FleetEntry, rel: str | None = None) -> str:
+    """Write this machine's fleet file atomically (at `rel`, default its name's); its path
+    relative to memory/. Blocking."""
+    rel = rel or fleet_rel_path(entry.machine)
     atomic_write_text(memory_dir / rel, entry.to_json(), root=memory_dir)
     return rel
+
+
+def retire_fleet_file(memory_dir: Path, machine: str, install: str) -> str | None:
+    """Remove the fleet file this home published under `machine` (after a rename); its path
+    relative to memory/, or None when it has none. Another machine's file of that name stays.
+    Blocking."""
+    for rel in (fleet_rel_path(machine, install), fleet_rel_path(machine)):
+        entry = None
+        with contextlib.suppress(OSError, UnicodeDecodeError, AnamnesisError):
+            entry = FleetEntry.from_json(read_regular_file(str(memory_dir / rel)).decode("utf-8"))
+        if entry is not None and entry.install in ("", install):
+            (memory_dir / rel).unlink()
+            return rel
+    return None
+
+
+def name_clash_message(machine: str, other: FleetEntry) -> str:
+    return (
+        f"another machine also syncs as {machine!r} (it last synced {other.synced_at}); both keep "
+        f"every note, but history and the fleet page cannot tell them apart: give this one its own "
+        f"name with `anamnesis init --machine-id NEW-NAME`"
+    )
 
 
 def read_fleet_files(memory_dir: Path) -> list[FleetEntry]:
@@ -153,6 +212,7 @@ class MachineStatus:
     this_machine: bool
     pushed_at: str | None = None
     heard_at: str | None = None
+    install: str = ""  # which home published it: two machines may share a name
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +229,7 @@ class FleetStatus:
     conflicts_total: int
     last_pushed: str | None = None
     last_heard: str | None = None
+    name_clash: str | None = None  # another machine publishes under this machine's name: how to fix
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -182,6 +243,7 @@ class FleetStatus:
             "last_pushed": self.last_pushed,
             "last_heard": self.last_heard,
             "machines": [asdict(m) for m in self.machines],
+            "name_clash": self.name_clash,
         }
 
 
@@ -189,10 +251,18 @@ async def fleet_status(config: Config, *, now: float | None = None) -> FleetStat
     """The fleet as this machine knows it (from its last sync) plus its own sync record."""
     moment = time.time() if now is None else now
     heartbeat = sync_settings(config).fleet_heartbeat
-    entries, state = await anyio.to_thread.run_sync(
-        lambda: (read_fleet_files(config.layout.memory_dir), SyncState.load(state_path(config.layout)))
+    entries, state, install = await anyio.to_thread.run_sync(
+        lambda: (
+            read_fleet_files(config.layout.memory_dir),
+            SyncState.load(state_path(config.layout)),
+            install_id(config.layout),
+        )
     )
     pushed, heard = await anyio.to_thread.run_sync(local_sync_times, config.layout)
+
+    def mine(entry: FleetEntry) -> bool:
+        return entry.machine == config.machine_id and entry.install in ("", install)
+
     machines = [
         MachineStatus(
             machine=e.machine,
@@ -203,13 +273,15 @@ async def fleet_status(config: Config, *, now: float | None = None) -> FleetStat
             notes_written=e.notes_written,
             conflicts=e.conflicts,
             withheld=e.withheld,
-            this_machine=e.machine == config.machine_id,
+            this_machine=mine(e),
             # This machine knows its own times now; the others' are as of their last publish.
-            pushed_at=_latest(e.pushed_at, pushed) if e.machine == config.machine_id else e.pushed_at,
-            heard_at=_latest(e.heard_at, heard) if e.machine == config.machine_id else e.heard_at,
+            pushed_at=_latest(e.pushed_at, pushed) if mine(e) else e.pushed_at,
+            heard_at=_latest(e.heard_at, heard) if mine(e) else e.heard_at,
+            install=e.install,
         )
         for e in entries
     ]
+    others = [e for e in entries if e.machine == config.machine_id and e.install not in ("", install)]
     machines.sort(key=lambda m: m.age_seconds)
     return FleetStatus(
         machine=config.machine_id,
@@ -222,6 +294,7 @@ async def fleet_status(config: Config, *, now: float | None = None) -> FleetStat
         conflicts_total=state.conflicts_total,
         last_pushed=pushed,
         last_heard=heard,
+        name_clash=name_clash_message(config.machine_id, others[0]) if others else None,
     )
 
 
