@@ -4,7 +4,9 @@ The first session after sitting down at a machine is the one that matters, and t
 other machine wrote an hour ago should be in its context. So when the last sync is older than
 the interval, SessionStart starts `anamnesis sync --progress` at once (a detached process: the
 hook never imports asyncssh) and reads its progress lines on a pipe, for at most `wait`
-seconds (`sync.start_wait`, 1.5 by default):
+seconds (`sync.start_wait`, 1.5 by default). First, when OpenSSH's client is installed, one
+round trip asks each hub where its main is (`anamnesis.sync.quickcheck`): with nothing new the
+context is composed at once and the sync goes on detached, only pushing.
 
 - `none`: the hub has nothing this machine lacks; the context is composed now (the sync goes on
   detached, pushing whatever this machine has);
@@ -35,13 +37,20 @@ def sync_at_start(config: Config, environ: Mapping[str, str], wait: float) -> st
     if not sync_due(config):
         return None
     mark_requested(config.layout)
-    if wait <= 0:
-        spawn(["sync", "--quiet"], environ)
+    deadline = time.monotonic() + wait
+    if wait > 0:
+        from anamnesis.sync.quickcheck import hub_has_news
+
+        # One OpenSSH round trip answers "nothing new" without the sync's half-second start.
+        if hub_has_news(config, wait) is False:
+            wait = 0.0
+    if wait <= 0 or time.monotonic() >= deadline:
+        spawn(["sync", "--quiet"], environ)  # it still sends what this machine has
         return None
     child = spawn(["sync", "--progress"], environ, report=True)
     assert child.stdout is not None
     try:
-        news = _wait_for_news(child.stdout.fileno(), time.monotonic() + wait)
+        news = _wait_for_news(child.stdout.fileno(), deadline)
     finally:
         child.stdout.close()  # the child goes on; its further progress lines go nowhere
     return ARRIVING if news else None

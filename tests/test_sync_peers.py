@@ -17,7 +17,8 @@ from anamnesis.config import load_config, read_config_file
 from anamnesis.errors import ConfigError, HostKeyError, SyncError
 from anamnesis.sync import add_peer, list_peers, remove_peer, run_sync
 from anamnesis.sync.peers import Peer, parse_hub_url, save_peer
-from anamnesis.sync.ssh import HostKeyProbe, main_in_advertisement
+from anamnesis.sync.quickcheck import main_in_advertisement
+from anamnesis.sync.ssh import HostKeyProbe
 from tests.hubserver import Hub, Machine, make_machine, running_hub
 
 REPO = Path(__file__).resolve().parent.parent

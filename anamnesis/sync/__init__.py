@@ -13,40 +13,31 @@ dashboard lists them and records the user's decision.
 
 Modules: `engine` (the cycle), `merge` and `merge_driver` (integrating), `gate` (no secrets
 pushed), `fleet` (machine status), `repo` (git plumbing), `peers` and `hostkeys` (config and
-trust), `ssh` (the asyncssh transport; the only importer of asyncssh, loaded on first use so
-that importing this package stays cheap for hooks and the dashboard).
+trust), `ssh` (the asyncssh transport, which alone uses asyncssh, through `sshlib`; loaded on
+first use), `quickcheck` (the hooks' OpenSSH look at a hub). The names above live in
+`operations` and load on first use, so importing this package or a light module of it stays
+cheap for hooks and the dashboard.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Awaitable, Callable
-from contextlib import AbstractAsyncContextManager, AsyncExitStack
-from dataclasses import dataclass
+import importlib
 from typing import TYPE_CHECKING, Any
 
-import anyio.to_thread
-
-from anamnesis.config import Config, read_config_file
-from anamnesis.errors import AnamnesisError, ConfigError, HostKeyError, NoHubError
-from anamnesis.gitrepo import GitRepo
-from anamnesis.home import require_home
-from anamnesis.memory import Memory, open_memory
-from anamnesis.sync.engine import NO_HUB, HubLink, OpenLink, SyncEngine, SyncReport
-from anamnesis.sync.fleet import FleetStatus, fleet_status
-from anamnesis.sync.hostkeys import add_known_host, known_hosts_path, normalize_fingerprint
-from anamnesis.sync.peers import (
-    Peer,
-    check_peer_name,
-    configured_peers,
-    delete_peer,
-    parse_hub_url,
-    save_peer,
-    sync_settings,
-)
-
 if TYPE_CHECKING:
-    from anamnesis.sync.ssh import HostKeyProbe
+    from anamnesis.sync.operations import (
+        FleetStatus,
+        HubLink,
+        PeerAdded,
+        SyncReport,
+        add_peer,
+        current_config,
+        fleet_status,
+        list_peers,
+        remove_peer,
+        run_sync,
+        sync_memory,
+    )
 
 __all__ = [
     "FleetStatus",
@@ -54,6 +45,7 @@ __all__ = [
     "PeerAdded",
     "SyncReport",
     "add_peer",
+    "current_config",
     "fleet_status",
     "list_peers",
     "remove_peer",
@@ -61,158 +53,8 @@ __all__ = [
     "sync_memory",
 ]
 
-Confirm = Callable[["HostKeyProbe"], Awaitable[bool]]
 
-
-async def run_sync(config: Config, *, memory: Memory | None = None, open_link: OpenLink | None = None) -> SyncReport:
-    """One sync cycle with every configured hub. Pass `memory` when one is already open, and
-    `open_link` to reach the hubs over connections held elsewhere (the service keeps them open).
-
-    The hubs are read from config.json again each time, so a long-lived process (the service,
-    an MCP server) follows `anamnesis peer add/remove` run in another terminal.
-    """
-    config = await anyio.to_thread.run_sync(current_config, config)
-    peers = configured_peers(config)
-    if not peers:
-        raise NoHubError(NO_HUB)
-    settings = sync_settings(config)
-    from anamnesis.sync.ssh import open_hub_link
-
-    def fresh_link(peer: Peer) -> AbstractAsyncContextManager[HubLink]:
-        return open_hub_link(config.layout, settings, peer)
-
-    link = open_link or fresh_link
-
-    async with AsyncExitStack() as stack:
-        if memory is None:
-            memory = await stack.enter_async_context(open_memory(config))
-        return await SyncEngine(memory, settings, link).run(peers)
-
-
-def current_config(config: Config) -> Config:
-    """`config` with config.json as it is on disk now; a `remote` from the environment still wins."""
-    raw = read_config_file(config.layout.config_path)
-    from_env = config.remote if config.remote != config.raw.get("remote") else None
-    remote = from_env or raw.get("remote") or None
-    return dataclasses.replace(config, raw=raw, remote=str(remote) if remote else None)
-
-
-async def sync_memory(memory: Memory) -> dict[str, Any]:
-    """`run_sync` on an open memory, as the JSON-ready dict an adapter shows (MCP's `memory_sync`)."""
-    return (await run_sync(memory.config, memory=memory)).as_dict()
-
-
-@dataclass(frozen=True, slots=True)
-class PeerAdded:
-    """What `add_peer` did, step by step, for the CLI to tell the user."""
-
-    peer: Peer
-    fingerprint: str
-    algorithm: str
-    newly_trusted: bool
-    created_repo: bool
-    replaced: Peer | None
-    report: SyncReport | None
-    sync_error: AnamnesisError | None
-
-
-async def add_peer(
-    config: Config,
-    name: str,
-    url: str,
-    *,
-    confirm: Confirm | None = None,
-    fingerprint: str | None = None,
-    first_sync: bool = True,
-) -> PeerAdded:
-    """Trust the hub's host key, create its repository if missing, record it, run the first sync.
-
-    The key is trusted when it already is, when it matches `fingerprint`, or when `confirm`
-    (shown the key) says yes; a changed key needs `fingerprint`. Nothing is recorded unless the
-    hub is reachable, trusted and has a repository. A failed first sync leaves the peer recorded
-    (its error is in the result): the next sync retries.
-    """
-    from anamnesis.sync import ssh
-
-    require_home(config.layout)
-    check_peer_name(name)
-    hub = parse_hub_url(url)
-    settings = sync_settings(config)
-    probe = await ssh.probe_host_key(config.layout, settings, hub)
-    newly_trusted = await _decide_trust(probe, hub.address, name, url, confirm, fingerprint)
-    if newly_trusted:
-        path = known_hosts_path(config.layout)
-        await anyio.to_thread.run_sync(
-            lambda: add_known_host(path, probe.pattern, probe.public_key, replace=probe.status == "changed")
-        )
-    conn, _client = await ssh.connect_hub(config.layout, settings, hub, name)
-    async with conn:
-        created = await ssh.ensure_hub_repo(conn, hub, settings.connect_timeout + 30)
-    previous = {p.name: p for p in configured_peers(config)}.get(name)
-    peer = Peer(name=name, url=hub.url, host_key=probe.fingerprint)
-    await anyio.to_thread.run_sync(save_peer, config.layout.config_path, peer)
-    updated = await anyio.to_thread.run_sync(current_config, config)
-    report: SyncReport | None = None
-    error: AnamnesisError | None = None
-    if first_sync:
-        try:
-            report = await run_sync(updated)
-        except AnamnesisError as exc:
-            error = exc
-    return PeerAdded(
-        peer=peer,
-        fingerprint=probe.fingerprint,
-        algorithm=probe.algorithm,
-        newly_trusted=newly_trusted,
-        created_repo=created,
-        replaced=previous if previous is not None and previous.url != peer.url else None,
-        report=report,
-        sync_error=error,
-    )
-
-
-async def _decide_trust(
-    probe: HostKeyProbe, address: str, name: str, url: str, confirm: Confirm | None, fingerprint: str | None
-) -> bool:
-    """True when the key must be written to known_hosts now; `HostKeyError` when it may not be."""
-    shown = f"{address} presents {probe.algorithm} key {probe.fingerprint}"
-    if fingerprint is not None:
-        if normalize_fingerprint(fingerprint) != probe.fingerprint:
-            raise HostKeyError(
-                f"{shown}, not the expected {normalize_fingerprint(fingerprint)}; nothing was changed. "
-                "Compare with `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` run on the hub."
-            )
-        return probe.status != "trusted"
-    if probe.status == "trusted":
-        return False
-    if probe.status == "changed":
-        raise HostKeyError(
-            f"the host key of {address} has CHANGED: it {shown.split(' ', 1)[1]}. Either the hub was reinstalled "
-            "or someone is intercepting the connection. Check on the hub with "
-            "`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub`; if it matches, run "
-            f"`anamnesis peer add {name} {url} --fingerprint {probe.fingerprint}`."
-        )
-    if confirm is None:
-        raise HostKeyError(
-            f"{shown}, which is not trusted yet, and there is no terminal to ask. Check it on the hub with "
-            f"`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub`, then pass `--fingerprint {probe.fingerprint}`."
-        )
-    if not await confirm(probe):
-        raise HostKeyError(f"the host key of {address} was not confirmed; nothing was changed")
-    return True
-
-
-async def remove_peer(config: Config, name: str) -> Peer:
-    """Forget a hub: its config record and its git remote (the hub itself is untouched)."""
-    removed = await anyio.to_thread.run_sync(delete_peer, config.layout.config_path, name)
-    if removed is None:
-        raise ConfigError(f"no peer named {name!r}; `anamnesis peer list` shows the peers")
-    repo = GitRepo(config.layout.memory_dir, config.machine_id)
-    if await repo.is_repo():
-        await repo.run("remote", "remove", name, check=False)
-    return removed
-
-
-def list_peers(config: Config) -> list[Peer]:
-    """The hubs this machine syncs with, in order."""
-    return configured_peers(config)
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        return getattr(importlib.import_module("anamnesis.sync.operations"), name)
+    raise AttributeError(f"module 'anamnesis.sync' has no attribute {name!r}")

@@ -42,6 +42,7 @@ from anamnesis.errors import AnamnesisError, ConfigError, HostKeyError, PeerUnre
 from anamnesis.sync.engine import BRIDGE_MARK, HubLink
 from anamnesis.sync.hostkeys import host_pattern, key_fingerprint, known_hosts_path
 from anamnesis.sync.peers import HubURL, Peer, SyncSettings, sync_settings
+from anamnesis.sync.quickcheck import main_in_advertisement
 from anamnesis.sync.sshlib import asyncssh
 
 logger = logging.getLogger(__name__)
@@ -294,34 +295,6 @@ async def hub_repo_exists(conn: asyncssh.SSHClientConnection, hub: HubURL, timeo
         f"the hub {hub.address} could not run git-upload-pack (exit {result.exit_status}): {stderr.strip()[:300]}. "
         "Is git installed on the hub and on the account's PATH?"
     )
-
-
-def main_in_advertisement(data: bytes) -> str | None:
-    """The object id of refs/heads/main in a protocol v0 ref advertisement ("" when absent).
-
-    None when the answer is not what we expect (another protocol version, a short read): the
-    caller then fetches as usual.
-    """
-    position = 0
-    first = True
-    while position + 4 <= len(data):
-        try:
-            length = int(data[position : position + 4], 16)
-        except ValueError:
-            return None
-        if length == 0:
-            return ""
-        if length < 4 or position + length > len(data):
-            return None
-        payload = data[position + 4 : position + length].split(b"\0", 1)[0].rstrip(b"\n")
-        position += length
-        if first and payload.startswith(b"version "):
-            return None
-        first = False
-        oid, _, name = payload.partition(b" ")
-        if name == b"refs/heads/main":
-            return oid.decode("ascii", errors="replace")
-    return None
 
 
 async def hub_main(conn: asyncssh.SSHClientConnection, hub: HubURL, timeout: float) -> str | None:
