@@ -24,37 +24,34 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from anamnesis.sync.operations import (
-        FleetStatus,
-        HubLink,
-        PeerAdded,
-        SyncReport,
-        add_peer,
-        current_config,
-        fleet_status,
-        list_peers,
-        remove_peer,
-        run_sync,
-        sync_memory,
-    )
+if TYPE_CHECKING:  # the names, for type checkers; at run time __getattr__ loads them
+    from anamnesis.sync.engine import HubLink as HubLink
+    from anamnesis.sync.engine import SyncReport as SyncReport
+    from anamnesis.sync.fleet import FleetStatus as FleetStatus
+    from anamnesis.sync.fleet import fleet_status as fleet_status
+    from anamnesis.sync.operations import PeerAdded as PeerAdded
+    from anamnesis.sync.operations import add_peer as add_peer
+    from anamnesis.sync.operations import current_config as current_config
+    from anamnesis.sync.operations import list_peers as list_peers
+    from anamnesis.sync.operations import remove_peer as remove_peer
+    from anamnesis.sync.operations import run_sync as run_sync
+    from anamnesis.sync.operations import sync_memory as sync_memory
 
-__all__ = [
-    "FleetStatus",
-    "HubLink",
-    "PeerAdded",
-    "SyncReport",
-    "add_peer",
-    "current_config",
-    "fleet_status",
-    "list_peers",
-    "remove_peer",
-    "run_sync",
-    "sync_memory",
-]
+# Where each name lives; loaded on first use.
+_HOMES = {
+    "HubLink": "engine",
+    "SyncReport": "engine",
+    "FleetStatus": "fleet",
+    "fleet_status": "fleet",
+    **dict.fromkeys(
+        ("PeerAdded", "add_peer", "current_config", "list_peers", "remove_peer", "run_sync", "sync_memory"),
+        "operations",
+    ),
+}
+__all__ = sorted(_HOMES)
 
 
 def __getattr__(name: str) -> Any:
-    if name in __all__:
-        return getattr(importlib.import_module("anamnesis.sync.operations"), name)
+    if name in _HOMES:
+        return getattr(importlib.import_module(f"anamnesis.sync.{_HOMES[name]}"), name)
     raise AttributeError(f"module 'anamnesis.sync' has no attribute {name!r}")

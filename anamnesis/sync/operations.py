@@ -20,7 +20,6 @@ from anamnesis.gitrepo import GitRepo
 from anamnesis.home import require_home
 from anamnesis.memory import Memory, open_memory
 from anamnesis.sync.engine import NO_HUB, HubLink, OpenLink, SyncEngine, SyncReport
-from anamnesis.sync.fleet import FleetStatus, fleet_status
 from anamnesis.sync.hostkeys import add_known_host, known_hosts_path, normalize_fingerprint
 from anamnesis.sync.peers import (
     Peer,
@@ -35,19 +34,6 @@ from anamnesis.sync.peers import (
 if TYPE_CHECKING:
     from anamnesis.sync.ssh import HostKeyProbe
 
-__all__ = [
-    "FleetStatus",
-    "HubLink",
-    "PeerAdded",
-    "SyncReport",
-    "add_peer",
-    "current_config",
-    "fleet_status",
-    "list_peers",
-    "remove_peer",
-    "run_sync",
-    "sync_memory",
-]
 
 Confirm = Callable[["HostKeyProbe"], Awaitable[bool]]
 
