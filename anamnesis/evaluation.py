@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from anamnesis.errors import AnamnesisError
+from anamnesis.hybrid import DEFAULT_FUSION, Fusion, Semantic, hybrid_search
 from anamnesis.index import SearchIndex
-from anamnesis.search import SearchFilters, search
+from anamnesis.search import SearchFilters
 
 KS = (1, 3, 5, 8)
 
@@ -84,7 +85,14 @@ def load_eval_set(path: Path, include_unreviewed: bool = False) -> list[EvalCase
     return cases
 
 
-async def run_eval(index: SearchIndex, cases: Sequence[EvalCase], ks: Sequence[int] = KS) -> EvalReport:
+async def run_eval(
+    index: SearchIndex,
+    cases: Sequence[EvalCase],
+    ks: Sequence[int] = KS,
+    semantic: Semantic | None = None,
+    fusion: Fusion = DEFAULT_FUSION,
+) -> EvalReport:
+    """Score the search every surface uses (`hybrid_search`: lexical alone without `semantic`)."""
     depth = max(ks)
     found_at: dict[int, float] = dict.fromkeys(ks, 0.0)
     reciprocal = 0.0
@@ -92,7 +100,7 @@ async def run_eval(index: SearchIndex, cases: Sequence[EvalCase], ks: Sequence[i
     for case in cases:
         # Each relevant note is found by itself or by any note that superseded it.
         accepted = {note_id: {note_id, *await index.superseded_by(note_id)} for note_id in case.relevant_ids}
-        hits = await search(index, case.query, SearchFilters(), depth)
+        hits = await hybrid_search(index, case.query, SearchFilters(), depth, semantic, fusion=fusion)
         ordered = [hit.id for hit in hits]
         any_relevant = set().union(*accepted.values())
         first = next((rank for rank, note_id in enumerate(ordered, start=1) if note_id in any_relevant), None)

@@ -8,7 +8,7 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import anyio.to_thread
 
@@ -21,6 +21,11 @@ from anamnesis.notes import GLOBAL_PROJECT
 from anamnesis.project import resolve_project
 from anamnesis.search import SearchFilters
 from anamnesis.shapes import hit_json, note_json, summary_json
+
+if TYPE_CHECKING:
+    from anamnesis.evaluation import EvalReport
+    from anamnesis.hybrid import Semantic
+    from anamnesis.index import SearchIndex
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +207,7 @@ async def list(config: Config, args: argparse.Namespace, io: IO) -> int:
 async def search(config: Config, args: argparse.Namespace, io: IO) -> int:
     query = " ".join(args.query)
     async with open_memory(config) as memory:
+        await memory.load_model()  # 0.3 s, and the search finds what was meant, not only the words
         hits = await memory.search(query, _filters(args, with_global=True), args.limit)
     if args.json:
         print_json(io.out, {"query": query, "hits": [hit_json(h) for h in hits]})
@@ -219,7 +225,11 @@ async def reindex(config: Config, args: argparse.Namespace, io: IO) -> int:
     async with open_memory(config) as memory:
         committed = await memory.commit_pending()
         report = await memory.reindex(full=args.full, progress=progress)
-    progress.finish()
+        progress.finish()
+        embedding = ProgressBar(io.err, "embedding")
+        embedded = await memory.embed_pending(embedding)
+        embedding.finish()
+        semantic = await memory.recall_status()
     if args.json:
         print_json(
             io.out,
@@ -229,6 +239,8 @@ async def reindex(config: Config, args: argparse.Namespace, io: IO) -> int:
                 "updated": report.updated,
                 "removed": report.removed,
                 "committed": committed,
+                "embedded": embedded,
+                "semantic": semantic,
                 "problems": [{"path": p.path, "reason": p.reason} for p in report.problems],
             },
         )
@@ -238,6 +250,7 @@ async def reindex(config: Config, args: argparse.Namespace, io: IO) -> int:
         )
         if committed:
             io.out.write(f"Committed edits made by hand ({committed[:10]}).\n")
+        io.out.write(semantic_line(semantic, embedded) + "\n")
         for problem in report.problems:
             io.out.write(f"skipped {problem.path}: {problem.reason}\n")
     return 0
@@ -276,9 +289,19 @@ async def status(config: Config, args: argparse.Namespace, io: IO) -> int:
         out.write(f"sync      {last}{failed}\n")
         if sync["withheld"]:
             out.write(f"withheld  {len(sync['withheld'])} note(s) kept off the hub (secrets): run `anamnesis doctor`\n")
+    out.write(f"semantic  {semantic_line(info['semantic'])}\n")
     if info["problems"]:
         out.write(f"problems  {info['problems']} file(s) could not be read: run `anamnesis doctor`\n")
     return 0
+
+
+def semantic_line(semantic: dict[str, Any], embedded: int | None = None) -> str:
+    """One line on semantic search: its state, how many notes have a vector, and why not."""
+    counts = f"{semantic['embedded']}/{semantic['notes']} notes embedded"
+    fresh = f" ({embedded} just now)" if embedded else ""
+    if semantic["state"] in ("ready", "available"):
+        return f"semantic search on: {counts}{fresh}"
+    return f"semantic search {semantic['state']}, search is lexical only: {semantic['problem']} ({counts})"
 
 
 async def doctor(config: Config, args: argparse.Namespace, io: IO) -> int:
@@ -309,7 +332,7 @@ async def doctor(config: Config, args: argparse.Namespace, io: IO) -> int:
 
 
 async def eval_run(config: Config, args: argparse.Namespace, io: IO) -> int:
-    from anamnesis.evaluation import default_eval_path, load_eval_set, run_eval
+    from anamnesis.evaluation import default_eval_path, load_eval_set
     from anamnesis.index import SearchIndex
     from anamnesis.store import NoteStore
 
@@ -324,26 +347,47 @@ async def eval_run(config: Config, args: argparse.Namespace, io: IO) -> int:
             index = await SearchIndex.open(Path(scratch) / "index.db", store)
             try:
                 await index.refresh()
-                report = await run_eval(index, cases)
+                reports = await _eval_reports(index, cases, config)
             finally:
                 await index.aclose()
     else:
         async with open_memory(config) as memory:
             await memory.ensure_fresh()
-            report = await run_eval(memory.index, cases)
+            await memory.embed_pending()
+            reports = await _eval_reports(memory.index, cases, config, memory.semantic)
+    report, lexical = reports
     if args.json:
-        print_json(io.out, report.as_json())
+        print_json(io.out, {**report.as_json(), "lexical": lexical.as_json()})
         return 0
     io.out.write(f"{report.cases} queries from {eval_path}\n")
+    io.out.write("           hybrid  lexical\n")
     for k, value in report.recall.items():
-        io.out.write(f"recall@{k:<2} {value:.3f}\n")
-    io.out.write(f"MRR       {report.mrr:.3f}\n")
+        io.out.write(f"recall@{k:<2}  {value:.3f}   {lexical.recall[k]:.3f}\n")
+    io.out.write(f"MRR        {report.mrr:.3f}   {lexical.mrr:.3f}\n")
     misses = [query for query, rank in report.ranks if rank is None]
     if misses:
         io.out.write(f"not found in the top {max(report.recall)} ({len(misses)}):\n")
         for query in misses[:20]:
             io.out.write(f"  - {query}\n")
     return 0
+
+
+async def _eval_reports(
+    index: SearchIndex, cases: Any, config: Config, semantic: Semantic | None = None
+) -> tuple[EvalReport, EvalReport]:
+    """(the search every surface runs, lexical alone) on `cases`; a throwaway index gets its
+    vectors here (a semantic side that is off or cannot load leaves the two equal)."""
+    from anamnesis.evaluation import run_eval
+    from anamnesis.hybrid import Semantic
+    from anamnesis.memory import semantic_enabled
+    from anamnesis.vectorizer import embed_pending
+
+    if semantic is None and semantic_enabled(config):
+        semantic = Semantic()
+        await semantic.load()
+        if semantic.embedder is not None:
+            await embed_pending(index, semantic.embedder)
+    return await run_eval(index, cases, semantic=semantic), await run_eval(index, cases)
 
 
 def mcp(home: Path, environ: Mapping[str, str]) -> int:
