@@ -580,7 +580,9 @@ class SearchIndex:
         return await self.run(meta_plan(key))
 
     async def set_meta(self, values: dict[str, str]) -> None:
-        await self._transaction([("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", list(values.items()))])
+        # Under the write lock: a background task (embedding) may be writing on this connection.
+        async with self._write_lock:
+            await self._transaction([("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", list(values.items()))])
 
     async def problems(self) -> list[Problem]:
         rows = await self._db.execute_fetchall("SELECT path, reason FROM problems ORDER BY path")

@@ -133,3 +133,17 @@ async def test_a_model_that_cannot_load_is_reported_and_search_stays_lexical(
     assert await memory.load_model() is not None
     assert await memory.embed_pending() == 0
     assert [hit.title for hit in await memory.search("billing export")] == ["Nightly export outage"]
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_doctor_says_when_search_is_lexical_only(
+    config: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from anamnesis.doctor import run_doctor
+
+    [ready] = [f for f in await run_doctor(config) if f.check == "semantic"]
+    assert (ready.level, ready.message) == ("ok", "model ready; 0 of 0 notes embedded")
+    monkeypatch.setenv(MODEL_PATH_ENV, str(tmp_path / "gone.onnx"))
+    [missing] = [f for f in await run_doctor(config) if f.check == "semantic"]
+    assert missing.level == "warning"
+    assert "search is lexical only" in missing.message
