@@ -94,16 +94,28 @@ class Embedder:
         row: Vectors = self.embed([text])[0]
         return row
 
+    def piece_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        """The WordPiece ids of each text, [CLS] and [SEP] included, truncated like the model's input."""
+        return [list(e.ids) for e in self._tokenizer.encode_batch(list(texts))]
+
+    def vocabulary(self) -> list[str]:
+        """Every piece, indexed by id."""
+        by_id = sorted(self._tokenizer.get_vocab().items(), key=lambda item: item[1])
+        return [piece for piece, _ in by_id]
+
     def _batch(self, texts: list[str]) -> Vectors:
+        return self.pool(self.piece_ids(texts))
+
+    def pool(self, sequences: Sequence[Sequence[int]]) -> Vectors:
+        """Mean-pooled, L2-normalised vectors of pre-tokenised id sequences."""
         import numpy as np
 
-        encodings = self._tokenizer.encode_batch(texts)
-        width = max(len(e.ids) for e in encodings)
-        ids = np.zeros((len(texts), width), dtype=np.int64)
-        mask = np.zeros((len(texts), width), dtype=np.int64)
-        for row, encoding in enumerate(encodings):
-            ids[row, : len(encoding.ids)] = encoding.ids
-            mask[row, : len(encoding.ids)] = 1
+        width = max(len(ids) for ids in sequences)
+        ids = np.zeros((len(sequences), width), dtype=np.int64)
+        mask = np.zeros((len(sequences), width), dtype=np.int64)
+        for row, sequence in enumerate(sequences):
+            ids[row, : len(sequence)] = sequence
+            mask[row, : len(sequence)] = 1
         feeds = {"input_ids": ids, "attention_mask": mask}
         if "token_type_ids" in self._inputs:
             feeds["token_type_ids"] = np.zeros_like(ids)

@@ -1,4 +1,10 @@
-"""The eval harness: recall@1/3/5/8 and MRR of search over a set of judged queries.
+"""The eval harness: recall@1/3/5/8 and MRR of search over judged queries, and the prompt gate.
+
+The gate report replays the prompt hook (`context.prompt_context_plan`, exactly what the hook
+runs) for each judged query in its note's project, and for prompts about things the memory
+knows nothing of (`unrelated.jsonl` beside the eval set: `{prompt, project}` per line), asked in
+their own project and in every project of the corpus: how often the right note is shown, how
+much of what is shown is right, and how often an unrelated prompt gets nothing.
 
 The eval set is 0.1.3's JSONL format: one `{query, relevant_ids, note_titles, approved, source}`
 per line. A hit that supersedes a relevant note counts as finding it (the old note was retired
@@ -55,6 +61,78 @@ class EvalReport:
             "mrr": round(self.mrr, 4),
             "misses": [query for query, rank in self.ranks if rank is None],
         }
+
+
+@dataclass(slots=True)
+class GateReport:
+    """The prompt hook's gate on the eval set: right note shown, precision, silence."""
+
+    prompts: int
+    shown_right: float
+    precision: float
+    unrelated: int
+    silent: float
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "prompts": self.prompts,
+            "right_note_shown": round(self.shown_right, 4),
+            "precision": round(self.precision, 4),
+            "unrelated_prompts": self.unrelated,
+            "silent_on_unrelated": round(self.silent, 4),
+        }
+
+
+def unrelated_path(eval_path: Path) -> Path:
+    return eval_path.with_name("unrelated.jsonl")
+
+
+def load_unrelated(path: Path) -> list[tuple[str, str]]:
+    """(prompt, project) pairs; none when the file is missing."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return []
+    pairs = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+            pairs.append((str(data["prompt"]), str(data["project"])))
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise EvalSetError(f"{path}:{number}: not an unrelated prompt ({exc})") from exc
+    return pairs
+
+
+async def run_gate(index: SearchIndex, cases: Sequence[EvalCase], unrelated: Sequence[tuple[str, str]]) -> GateReport:
+    """Replay the prompt hook over `cases` (in their notes' projects) and `unrelated` prompts."""
+    from anamnesis.context import prompt_context_plan
+
+    projects = sorted(p for p in (await index.counts())["by_project"] if p != "global")
+    right = shown = shown_right = 0
+    for case in cases:
+        summary = await index.summary(case.relevant_ids[0])
+        if summary is None:
+            continue
+        context = await index.run(prompt_context_plan(summary.project, case.query, set()))
+        relevant = set(case.relevant_ids)
+        shown += len(context.shown_ids)
+        shown_right += sum(1 for note_id in context.shown_ids if note_id in relevant)
+        right += any(note_id in relevant for note_id in context.shown_ids)
+    asked = silent = 0
+    for prompt, own in unrelated:
+        for project in dict.fromkeys([own, *projects]):
+            context = await index.run(prompt_context_plan(project, prompt, set()))
+            asked += 1
+            silent += not context.shown_ids
+    return GateReport(
+        prompts=len(cases),
+        shown_right=right / len(cases) if cases else 0.0,
+        precision=shown_right / shown if shown else 0.0,
+        unrelated=asked,
+        silent=silent / asked if asked else 1.0,
+    )
 
 
 def load_eval_set(path: Path, include_unreviewed: bool = False) -> list[EvalCase]:

@@ -23,13 +23,17 @@ from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 
-from anamnesis.queries import hits_plan, ranked_plan, scope_plan, term_counts_plan, vectors_plan
+from anamnesis.queries import (
+    candidates_plan,
+    hits_plan,
+    index_stamp_plan,
+    scope_plan,
+    term_counts_plan,
+    vectors_plan,
+)
 from anamnesis.search import DEFAULT_LIMIT, MAX_LIMIT, Hit, SearchFilters, build_query, clamp_limit, search
 
 if TYPE_CHECKING:
-    import numpy as np
-    import numpy.typing as npt
-
     from anamnesis.embedding import Embedder
     from anamnesis.index import SearchIndex
 
@@ -39,7 +43,7 @@ class Fusion:
     """How the two lists are fused (the defaults are what the measurements chose)."""
 
     lexical_weight: float = 0.5
-    depth: int = 100
+    depth: int = 50
     common_share: float = 0.2
     method: str = "minmax"  # or "rrf"
     rrf_k: float = 60.0
@@ -69,6 +73,7 @@ class Semantic:
         self.embedder = embedder
         self.problem = problem
         self._vectors = _Vectors()
+        self._scopes: dict[SearchFilters, tuple[tuple[int, int, int], Any]] = {}
         self._loaded = anyio.Event()
         if embedder is not None or problem is not None:
             self._loaded.set()
@@ -92,6 +97,24 @@ class Semantic:
 
     async def wait_loaded(self) -> None:
         await self._loaded.wait()
+
+    async def scope_rows(self, index: SearchIndex, filters: SearchFilters) -> tuple[_Vectors, Any, int]:
+        """The vectors, the rows of them within `filters`, and how many notes `filters` admit;
+        read again only when the index changed (any process's commit, or a new vector)."""
+        import numpy as np
+
+        stamp = await index.run(index_stamp_plan())
+        vectors = await self.vectors(index)
+        cached = self._scopes.get(filters)
+        if cached is not None and cached[0] == stamp:
+            rows, size = cached[1]
+            return vectors, rows, size
+        scope = await index.run(scope_plan(filters))
+        rows = np.asarray([vectors.rows[pk] for pk in scope if pk in vectors.rows], dtype=np.int64)
+        if len(self._scopes) > 32:
+            self._scopes.clear()
+        self._scopes[filters] = (stamp, (rows, len(scope)))
+        return vectors, rows, len(scope)
 
     async def vectors(self, index: SearchIndex) -> _Vectors:
         import numpy as np
@@ -126,11 +149,8 @@ async def hybrid_search(
     if query is None:
         return []
     depth = max(fusion.depth, wanted)
-    strict = await index.run(ranked_plan(query.strict, filters, depth))
-    relaxed = await index.run(ranked_plan(query.relaxed, filters, depth)) if len(query.terms) > 1 else []
-    lexical: dict[int, float] = dict(relaxed)
-    lexical.update(strict)
-    strict_pks = {pk for pk, _ in strict}
+    found = await index.run(candidates_plan(query, filters, depth))
+    lexical, strict_pks = found.scores, set(found.strict)
     dense = await _dense_scores(index, semantic, text, query.terms, filters, depth, fusion)
     fused = fuse(lexical, dense, fusion, strict_pks)
     ranked = sorted(fused.items(), key=lambda item: -item[1])[:wanted]
@@ -154,25 +174,20 @@ async def _dense_scores(
     """Cosine of the best `depth` notes in scope to the query, its scope-common words dropped."""
     import numpy as np
 
-    vectors = await semantic.vectors(index)
-    if vectors.matrix is None or not len(vectors.pks):
+    vectors, rows, scope_size = await semantic.scope_rows(index, filters)
+    if not len(rows):
         return {}
-    scope = await index.run(scope_plan(filters))
-    if not scope:
-        return {}
-    counts = await index.run(term_counts_plan(terms, filters))
-    common = {term for term, count in zip(terms, counts, strict=True) if count > fusion.common_share * len(scope)}
+    cap = int(fusion.common_share * scope_size)
+    common: set[str] = set()
+    if len(terms) > 1:
+        counts = await index.run(term_counts_plan(terms, filters, cap + 1))
+        common = {term for term, count in zip(terms, counts, strict=True) if count > cap}
     embedder = semantic.embedder
     assert embedder is not None
-    query_text = dense_query(text, common)
-    query_vector = await anyio.to_thread.run_sync(embedder.embed_one, query_text)
-    rows = [vectors.rows[pk] for pk in scope if pk in vectors.rows]
-    if not rows:
-        return {}
-    chosen: npt.NDArray[np.int64] = np.asarray(rows, dtype=np.int64)
-    scores = vectors.matrix[chosen] @ query_vector
+    query_vector = await anyio.to_thread.run_sync(embedder.embed_one, dense_query(text, common))
+    scores = vectors.matrix[rows] @ query_vector
     top = np.argsort(-scores)[:depth]
-    return {int(vectors.pks[chosen[i]]): float(scores[i]) for i in top}
+    return {int(vectors.pks[rows[i]]): float(scores[i]) for i in top}
 
 
 def dense_query(text: str, common: set[str]) -> str:

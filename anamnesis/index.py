@@ -590,11 +590,15 @@ class SearchIndex:
 
     # -- vectors: derived from the notes like the FTS index, filled in the background ------
 
-    async def pending_embeddings(self, limit: int, max_chars: int = 2_000) -> list[tuple[int, str, str]]:
-        """(pk, content hash, text) of up to `limit` notes that have no vector yet, newest first."""
+    async def pending_embeddings(
+        self, limit: int, with_static: bool = False, max_chars: int = 2_000
+    ) -> list[tuple[int, str, str]]:
+        """(pk, content hash, text) of up to `limit` notes that have no vector yet (or, when
+        `with_static`, no static vector), newest first."""
+        missing = "v.static IS NOT NULL" if with_static else "1"
         rows = await self._db.execute_fetchall(
             "SELECT n.pk, n.hash, n.title || '. ' || substr(n.body, 1, ?) FROM notes n "
-            "WHERE NOT EXISTS (SELECT 1 FROM note_vectors v WHERE v.note_pk = n.pk) "
+            f"WHERE NOT EXISTS (SELECT 1 FROM note_vectors v WHERE v.note_pk = n.pk AND {missing}) "
             "ORDER BY n.updated_at DESC LIMIT ?",
             (max_chars, limit),
         )
@@ -612,11 +616,6 @@ class SearchIndex:
                     )
                 ]
             )
-
-    async def drop_static_vectors(self) -> None:
-        """Forget the notes' static vectors (the table they came from changed)."""
-        async with self._write_lock:
-            await self._transaction([("UPDATE note_vectors SET static = NULL", [()])])
 
     async def embedding_counts(self) -> tuple[int, int]:
         """(notes with a vector, notes)."""
@@ -637,9 +636,10 @@ class SearchIndex:
                 await self._db.execute("ROLLBACK")
                 raise
 
-    async def static_piece_count(self) -> int:
-        rows = list(await self._db.execute_fetchall("SELECT count(*) FROM static_pieces"))
-        return int(rows[0][0])
+    async def static_pieces(self) -> list[tuple[str, float, bytes]]:
+        """The static table: (piece, weight, float16 vector), in no particular order."""
+        rows = await self._db.execute_fetchall("SELECT piece, weight, vector FROM static_pieces")
+        return [(row[0], float(row[1]), bytes(row[2])) for row in rows]
 
     async def execute_fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         """Raw read access for benchmarks and diagnostics (the floor a search is compared with)."""

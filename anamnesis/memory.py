@@ -274,9 +274,10 @@ class Memory:
             await self.semantic.load()
         return self.semantic.problem
 
-    async def embed_pending(self, progress: EmbedProgress | None = None) -> int:
+    async def embed_pending(self, progress: EmbedProgress | None = None, *, static: bool = True) -> int:
         """Give every note without a vector one (0 when the model is off or unavailable, or
-        another process of this home is embedding right now: it will do them)."""
+        another process of this home is embedding right now: it will do them); with `static`,
+        the hooks' static vectors too (distilling the static table first if there is none)."""
         if await self.load_model() is not None or self.semantic is None or self.semantic.embedder is None:
             return 0
         lock_path = self.config.layout.state_dir / "embedding.lock"
@@ -284,7 +285,7 @@ class Memory:
         if fd is None:
             return 0
         try:
-            return await embed_pending(self.index, self.semantic.embedder, progress)
+            return await embed_pending(self.index, self.semantic.embedder, progress, static=static)
         finally:
             release_file_lock(fd)
 

@@ -23,6 +23,7 @@ from anamnesis.search import (
     HIGHLIGHT_CLOSE,
     HIGHLIGHT_OPEN,
     MAX_LIMIT,
+    FtsQuery,
     Hit,
     SearchFilters,
     build_query,
@@ -121,6 +122,26 @@ def ranked_plan(expression: str, filters: SearchFilters, limit: int) -> Plan[lis
     return [(int(row[0]), -float(row[1])) for row in rows]
 
 
+@dataclass(frozen=True, slots=True)
+class Candidates:
+    """The lexical candidates fusion starts from: BM25 by pk, strict (AND) matches first in `order`."""
+
+    scores: dict[int, float]
+    strict: frozenset[int]
+    order: list[int]
+
+
+def candidates_plan(query: FtsQuery, filters: SearchFilters, depth: int) -> Plan[Candidates]:
+    """The strict and the relaxed top `depth` of `query`, without snippets."""
+    strict = yield from ranked_plan(query.strict, filters, depth)
+    relaxed = (yield from ranked_plan(query.relaxed, filters, depth)) if len(query.terms) > 1 else []
+    scores = dict(relaxed)
+    scores.update(strict)
+    strict_pks = frozenset(pk for pk, _ in strict)
+    order = [pk for pk, _ in strict] + [pk for pk, _ in relaxed if pk not in strict_pks]
+    return Candidates(scores, strict_pks, order)
+
+
 def hits_plan(ranked: Sequence[tuple[int, float, str]], expression: str | None) -> Plan[list[Hit]]:
     """`Hit`s for (pk, score, match) in this order; snippets highlight `expression`'s words, and a
     note that does not match it (found by meaning alone) shows the start of its body."""
@@ -174,18 +195,43 @@ def scope_plan(filters: SearchFilters) -> Plan[list[int]]:
     return [int(row[0]) for row in rows]
 
 
-def term_counts_plan(terms: Sequence[str], filters: SearchFilters) -> Plan[list[int]]:
-    """How many notes within `filters` contain each term (one FTS5 count each)."""
+def term_counts_plan(terms: Sequence[str], filters: SearchFilters, cap: int) -> Plan[list[int]]:
+    """How many notes within `filters` contain each term, counted up to `cap` (one FTS5 count
+    each, stopped early: "more than cap" is all a caller needs to know)."""
     where, params = filter_sql(filters)
     counts = []
     for term in terms:
         rows = yield (
-            "SELECT count(*) FROM notes_fts JOIN notes n ON n.pk = notes_fts.rowid "
-            f"WHERE notes_fts MATCH ? {where}",
-            ['"' + term.replace('"', '""') + '"', *params],
+            "SELECT count(*) FROM (SELECT 1 FROM notes_fts JOIN notes n ON n.pk = notes_fts.rowid "
+            f"WHERE notes_fts MATCH ? {where} LIMIT ?)",
+            ['"' + term.replace('"', '""') + '"', *params, cap],
         )
         counts.append(int(rows[0][0]))
     return counts
+
+
+def terms_matched_plan(terms: Sequence[str], pks: Sequence[int]) -> Plan[dict[int, int]]:
+    """How many of `terms` each of the notes `pks` contains (one FTS5 statement)."""
+    if not terms or not pks:
+        return {}
+    marks = ", ".join("?" * len(pks))
+    parts: list[str] = []
+    params: list[Any] = []
+    for term in terms:
+        parts.append(f"SELECT rowid FROM notes_fts WHERE notes_fts MATCH ? AND rowid IN ({marks})")
+        params.extend(['"' + term.replace('"', '""') + '"', *pks])
+    rows = yield (f"SELECT rowid, count(*) FROM ({' UNION ALL '.join(parts)}) GROUP BY rowid", params)
+    return {int(row[0]): int(row[1]) for row in rows}
+
+
+def index_stamp_plan() -> Plan[tuple[int, int, int]]:
+    """(vector generation, data version, this connection's changes): equal stamps, same index."""
+    rows = yield (
+        "SELECT (SELECT generation FROM vector_state), (SELECT data_version FROM pragma_data_version()), "
+        "total_changes()",
+        (),
+    )
+    return int(rows[0][0] or 0), int(rows[0][1]), int(rows[0][2])
 
 
 def vectors_plan(known_generation: int | None) -> Plan[tuple[int, Rows | None]]:

@@ -78,7 +78,7 @@ async def test_search_finds_what_was_meant(memory: Memory) -> None:
     billing = await write_all(memory)
     assert await memory.search(QUESTION) == []  # no word in common: lexical search alone finds nothing
     assert await memory.load_model() is None
-    assert await memory.embed_pending() == len(OTHERS) + 1
+    assert await memory.embed_pending(static=False) == len(OTHERS) + 1
     hits = await memory.search(QUESTION, SearchFilters(), 3)
     assert hits[0].id == billing
     assert hits[0].match == "semantic"
@@ -89,7 +89,7 @@ async def test_search_finds_what_was_meant(memory: Memory) -> None:
 async def test_notes_without_a_vector_are_still_found_by_their_words(memory: Memory) -> None:
     await memory.load_model()
     await write_all(memory)
-    await memory.embed_pending()
+    await memory.embed_pending(static=False)
     late = await memory.write(NoteDraft(type="semantic", title="Kafka retention", body="Topics keep seven days."))
     status = await memory.recall_status()
     assert (status["embedded"], status["notes"]) == (4, 5)
@@ -100,11 +100,11 @@ async def test_notes_without_a_vector_are_still_found_by_their_words(memory: Mem
 async def test_an_edited_note_gets_a_new_vector(memory: Memory) -> None:
     await memory.load_model()
     billing = await write_all(memory)
-    await memory.embed_pending()
+    await memory.embed_pending(static=False)
     note = await memory.get(billing)
     await memory.save(note.with_changes(body="Team lunch is on Thursdays at the Thai place."))
     assert (await memory.recall_status())["embedded"] == len(OTHERS)  # the stale vector is gone
-    assert await memory.embed_pending() == 1
+    assert await memory.embed_pending(static=False) == 1
     hits = await memory.search("where do we eat together", SearchFilters(), 1)
     assert hits[0].id == billing
 
@@ -115,7 +115,7 @@ async def test_the_config_switch_keeps_search_lexical(config: Config) -> None:
     switched = load_config(config.home, {"ANAMNESIS_MACHINE_ID": config.machine_id})
     async with open_memory(switched) as memory:
         await write_all(memory)
-        assert await memory.embed_pending() == 0
+        assert await memory.embed_pending(static=False) == 0
         assert await memory.search(QUESTION) == []
         status = await memory.status()
         assert status["semantic"]["state"] == "off"
@@ -131,7 +131,7 @@ async def test_a_model_that_cannot_load_is_reported_and_search_stays_lexical(
     assert status["state"] == "unavailable"
     assert "gone.onnx" in status["problem"]
     assert await memory.load_model() is not None
-    assert await memory.embed_pending() == 0
+    assert await memory.embed_pending(static=False) == 0
     assert [hit.title for hit in await memory.search("billing export")] == ["Nightly export outage"]
 
 

@@ -23,7 +23,7 @@ from anamnesis.search import SearchFilters
 from anamnesis.shapes import hit_json, note_json, summary_json
 
 if TYPE_CHECKING:
-    from anamnesis.evaluation import EvalReport
+    from anamnesis.evaluation import EvalReport, GateReport
     from anamnesis.hybrid import Semantic
     from anamnesis.index import SearchIndex
 
@@ -332,12 +332,13 @@ async def doctor(config: Config, args: argparse.Namespace, io: IO) -> int:
 
 
 async def eval_run(config: Config, args: argparse.Namespace, io: IO) -> int:
-    from anamnesis.evaluation import default_eval_path, load_eval_set
+    from anamnesis.evaluation import default_eval_path, load_eval_set, load_unrelated, unrelated_path
     from anamnesis.index import SearchIndex
     from anamnesis.store import NoteStore
 
     eval_path = Path(args.eval_set) if args.eval_set else default_eval_path(config.home)
     cases = await anyio.to_thread.run_sync(load_eval_set, eval_path, args.include_unreviewed)
+    unrelated = await anyio.to_thread.run_sync(load_unrelated, unrelated_path(eval_path))
     if args.corpus:
         corpus = Path(args.corpus).absolute()  # noqa: ASYNC240 - no I/O, just joins the cwd
         if not await anyio.Path(corpus).is_dir():
@@ -347,23 +348,27 @@ async def eval_run(config: Config, args: argparse.Namespace, io: IO) -> int:
             index = await SearchIndex.open(Path(scratch) / "index.db", store)
             try:
                 await index.refresh()
-                reports = await _eval_reports(index, cases, config)
+                reports = await _eval_reports(index, cases, unrelated, config)
             finally:
                 await index.aclose()
     else:
         async with open_memory(config) as memory:
             await memory.ensure_fresh()
             await memory.embed_pending()
-            reports = await _eval_reports(memory.index, cases, config, memory.semantic)
-    report, lexical = reports
+            reports = await _eval_reports(memory.index, cases, unrelated, config, memory.semantic)
+    report, lexical, gate = reports
     if args.json:
-        print_json(io.out, {**report.as_json(), "lexical": lexical.as_json()})
+        print_json(io.out, {**report.as_json(), "lexical": lexical.as_json(), "prompt_gate": gate.as_json()})
         return 0
     io.out.write(f"{report.cases} queries from {eval_path}\n")
     io.out.write("           hybrid  lexical\n")
     for k, value in report.recall.items():
         io.out.write(f"recall@{k:<2}  {value:.3f}   {lexical.recall[k]:.3f}\n")
     io.out.write(f"MRR        {report.mrr:.3f}   {lexical.mrr:.3f}\n")
+    io.out.write(
+        f"prompt hook: right note shown for {gate.shown_right:.1%} of {gate.prompts} prompts, "
+        f"precision {gate.precision:.1%}; silent for {gate.silent:.1%} of {gate.unrelated} unrelated prompts\n"
+    )
     misses = [query for query, rank in report.ranks if rank is None]
     if misses:
         io.out.write(f"not found in the top {max(report.recall)} ({len(misses)}):\n")
@@ -373,11 +378,11 @@ async def eval_run(config: Config, args: argparse.Namespace, io: IO) -> int:
 
 
 async def _eval_reports(
-    index: SearchIndex, cases: Any, config: Config, semantic: Semantic | None = None
-) -> tuple[EvalReport, EvalReport]:
-    """(the search every surface runs, lexical alone) on `cases`; a throwaway index gets its
-    vectors here (a semantic side that is off or cannot load leaves the two equal)."""
-    from anamnesis.evaluation import run_eval
+    index: SearchIndex, cases: Any, unrelated: Any, config: Config, semantic: Semantic | None = None
+) -> tuple[EvalReport, EvalReport, GateReport]:
+    """(the search every surface runs, lexical alone, the prompt gate) on `cases`; a throwaway
+    index gets its vectors here (a semantic side that is off or cannot load leaves the two equal)."""
+    from anamnesis.evaluation import run_eval, run_gate
     from anamnesis.hybrid import Semantic
     from anamnesis.memory import semantic_enabled
     from anamnesis.vectorizer import embed_pending
@@ -387,7 +392,11 @@ async def _eval_reports(
         await semantic.load()
         if semantic.embedder is not None:
             await embed_pending(index, semantic.embedder)
-    return await run_eval(index, cases, semantic=semantic), await run_eval(index, cases)
+    return (
+        await run_eval(index, cases, semantic=semantic),
+        await run_eval(index, cases),
+        await run_gate(index, cases, unrelated),
+    )
 
 
 def mcp(home: Path, environ: Mapping[str, str]) -> int:
