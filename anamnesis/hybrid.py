@@ -19,6 +19,7 @@ Snippets are fetched only for the final `limit` hits.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
@@ -72,6 +73,7 @@ class Semantic:
     def __init__(self, embedder: Embedder | None = None, problem: str | None = None) -> None:
         self.embedder = embedder
         self.problem = problem
+        self.lender: Path | None = None  # the service's socket, when it lends its model instead
         self._vectors = _Vectors()
         self._scopes: dict[SearchFilters, tuple[tuple[int, int, int], Any]] = {}
         self._loaded = anyio.Event()
@@ -80,7 +82,17 @@ class Semantic:
 
     @property
     def ready(self) -> bool:
-        return self.embedder is not None
+        return self.embedder is not None or self.lender is not None
+
+    async def query_vector(self, text: str) -> Any | None:
+        """The query's vector from the model here or the one the service lends (None: no answer)."""
+        if self.embedder is not None:
+            return await anyio.to_thread.run_sync(self.embedder.embed_one, text)
+        if self.lender is not None:
+            from anamnesis.model_lending import borrowed_vector
+
+            return await borrowed_vector(self.lender, text)
+        return None
 
     async def load(self) -> None:
         """Load the model in a worker thread; on failure record why (search stays lexical)."""
@@ -142,7 +154,7 @@ async def hybrid_search(
     fusion: Fusion = DEFAULT_FUSION,
 ) -> list[Hit]:
     """Ranked hits for `text`: fused lexical and vector scores, or lexical alone without a model."""
-    if semantic is None or semantic.embedder is None:
+    if semantic is None or not semantic.ready:
         return await search(index, text, filters, limit, max_limit=max_limit)
     wanted = clamp_limit(limit, max_limit)
     query = build_query(text)
@@ -182,9 +194,9 @@ async def _dense_scores(
     if len(terms) > 1:
         counts = await index.run(term_counts_plan(terms, filters, cap + 1))
         common = {term for term, count in zip(terms, counts, strict=True) if count > cap}
-    embedder = semantic.embedder
-    assert embedder is not None
-    query_vector = await anyio.to_thread.run_sync(embedder.embed_one, dense_query(text, common))
+    query_vector = await semantic.query_vector(dense_query(text, common))
+    if query_vector is None:
+        return {}
     scores = vectors.matrix[rows] @ query_vector
     top = np.argsort(-scores)[:depth]
     return {int(vectors.pks[rows[i]]): float(scores[i]) for i in top}

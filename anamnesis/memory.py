@@ -305,6 +305,29 @@ class Memory:
             with anyio.move_on_after(VECTOR_POLL_INTERVAL):
                 await self._written.wait()
 
+    async def lend_model(self) -> None:
+        """Run for the life of the service: load the model and lend it to this home's other
+        processes (`model_lending`), so each Claude Code session need not load its own."""
+        from anamnesis.model_lending import lend, socket_path
+
+        path = socket_path(self.config.layout)
+        if path is None or await self.load_model() is not None or self.semantic is None:
+            return
+        assert self.semantic.embedder is not None
+        await lend(self.semantic.embedder, path)
+
+    async def borrow_model(self) -> bool:
+        """Use the model the service lends, if one answers; then this process loads none."""
+        from anamnesis.model_lending import borrowed_vector, socket_path
+
+        path = socket_path(self.config.layout)
+        if self.semantic is None or path is None or not await anyio.Path(path).exists():
+            return False
+        if await borrowed_vector(path, "ping") is None:
+            return False
+        self.semantic.lender = path
+        return True
+
     async def recall_status(self) -> dict[str, Any]:
         """What `status`, `doctor` and the dashboard say about semantic search."""
         embedded, total = await self.index.embedding_counts()
@@ -316,7 +339,8 @@ class Memory:
             if problem is None and not self.semantic.ready:
                 problem = await anyio.to_thread.run_sync(model_problem)
             state = "unavailable" if problem else "ready" if self.semantic.ready else "available"
-        return {"state": state, "problem": problem, "embedded": embedded, "notes": total}
+        lent = self.semantic is not None and self.semantic.lender is not None
+        return {"state": state, "problem": problem, "embedded": embedded, "notes": total, "lent": lent}
 
     async def status(self) -> dict[str, Any]:
         await self.ensure_fresh()

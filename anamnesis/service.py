@@ -421,7 +421,8 @@ async def _run_locked(
                 with background:
                     async with anyio.create_task_group() as tasks:
                         tasks.start_soon(_watch_notes, memory, status, observer)
-                        tasks.start_soon(memory.keep_vectors_fresh)  # the machine's one model copy
+                        tasks.start_soon(memory.keep_vectors_fresh)  # the machine's one model copy…
+                        tasks.start_soon(memory.lend_model)  # …lent to every MCP server of this home
                         if run_sync is not None:
                             wakeup = _Wakeup()
                             tasks.start_soon(

@@ -147,3 +147,25 @@ async def test_doctor_says_when_search_is_lexical_only(
     [missing] = [f for f in await run_doctor(config) if f.check == "semantic"]
     assert missing.level == "warning"
     assert "search is lexical only" in missing.message
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_session_borrows_the_services_model_instead_of_loading_its_own(config: Config) -> None:
+    import anyio
+
+    async with open_memory(config) as service, open_memory(config) as session:
+        billing = await write_all(service)
+        await service.embed_pending(static=False)
+        assert not await session.borrow_model()  # no service lends one yet
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(service.lend_model)
+            with anyio.fail_after(30):
+                while not await session.borrow_model():
+                    await anyio.sleep(0.05)
+            assert session.semantic is not None
+            assert session.semantic.embedder is None  # nothing loaded in this process
+            hits = await session.search(QUESTION, SearchFilters(), 3)
+            assert hits[0].id == billing
+            assert (await session.recall_status())["lent"] is True
+            tasks.cancel_scope.cancel()
+        assert await session.search(QUESTION) == []  # the service is gone: lexical again, no error
