@@ -207,3 +207,14 @@ def test_eval_run_scores_the_shipped_eval_set() -> None:
     assert gate["right_note_shown"] >= 0.5
     assert gate["precision"] >= 0.6
     assert gate["silent_on_unrelated"] >= 0.95
+
+
+@pytest.mark.slow
+def test_search_finds_what_was_meant_after_reindex_embeds_the_notes(home: None) -> None:
+    ok("write", "--type", "semantic", "--title", "Nightly export outage",
+       "The nightly billing export died because the S3 credentials expired.")
+    ok("write", "--type", "procedural", "--title", "Commit style", "Commit messages use the imperative mood.")
+    assert "Nothing found" in ok("search", "why did the invoices job fail")  # the vectors are not there yet
+    assert "semantic search on: 2/2 notes embedded (2 just now)" in ok("reindex")
+    assert "1. Nightly export outage" in ok("search", "why did the invoices job fail").splitlines()[0]
+    assert "semantic  semantic search on: 2/2 notes embedded" in ok("status")
