@@ -74,6 +74,7 @@ class Semantic:
         self.embedder = embedder
         self.problem = problem
         self.lender: Path | None = None  # the service's socket, when it lends its model instead
+        self.lender_lost = anyio.Event()
         self._vectors = _Vectors()
         self._scopes: dict[SearchFilters, tuple[tuple[int, int, int], Any]] = {}
         self._loaded = anyio.Event()
@@ -91,7 +92,11 @@ class Semantic:
         if self.lender is not None:
             from anamnesis.model_lending import borrowed_vector
 
-            return await borrowed_vector(self.lender, text)
+            vector = await borrowed_vector(self.lender, text)
+            if vector is None:  # the service stopped: lexical until a model is loaded here
+                self.lender = None
+                self.lender_lost.set()
+            return vector
         return None
 
     async def load(self) -> None:

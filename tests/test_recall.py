@@ -169,3 +169,6 @@ async def test_a_session_borrows_the_services_model_instead_of_loading_its_own(c
             assert (await session.recall_status())["lent"] is True
             tasks.cancel_scope.cancel()
         assert await session.search(QUESTION) == []  # the service is gone: lexical again, no error
+        assert session.semantic.lender_lost.is_set()  # (an MCP server then loads its own model)
+        assert await session.load_model() is None
+        assert (await session.search(QUESTION, SearchFilters(), 3))[0].id == billing
