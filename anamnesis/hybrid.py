@@ -8,8 +8,8 @@ shipped eval set and BEIR SciFact with cross-validation):
 
 - lexical candidates: the strict (AND) and relaxed (OR) top `depth` by BM25;
 - dense candidates: the top `depth` by cosine within the same filters, with the query's words
-  that stand in more than `common_share` of the notes in scope dropped before embedding (a
-  project's own name or a person's says nothing about which of its notes is meant);
+  that stand in more than `common_share` of the notes of the searched projects dropped before
+  embedding (a project's own name or a person's says nothing about which of its notes is meant);
 - each list's scores min-max normalised over its candidates, then weighted and summed (a note
   absent from a list gets 0 there), 0.5/0.5. Reciprocal-rank fusion (k=60: eval recall@5 0.866,
   SciFact nDCG@10 0.707; k=5: 0.921, 0.718) and other weights did worse on one set or the other.
@@ -193,7 +193,7 @@ async def _dense_scores(
         return {}
     cap = int(fusion.common_share * scope_size)
     common: set[str] = set()
-    if len(terms) > 1:
+    if len(terms) > 1 and filters.projects:  # a project's own words; across all, few are that common
         counts = await index.run(term_counts_plan(terms, filters, cap + 1))
         common = {term for term, count in zip(terms, counts, strict=True) if count > cap}
     query_vector = await semantic.query_vector(dense_query(text, common))

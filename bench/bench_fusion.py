@@ -61,7 +61,7 @@ async def prepared(index: SearchIndex, name: str) -> Semantic:
     if semantic.embedder is None:
         raise SystemExit(f"model unavailable: {semantic.problem}")
     started = time.perf_counter()
-    stored = await embed_pending(index, semantic.embedder)
+    stored = await embed_pending(index, semantic.embedder, static=False)  # the dense side is what is compared
     if stored:
         seconds = time.perf_counter() - started
         print(f"  {name}: embedded {stored} notes in {seconds:.1f} s ({stored / seconds:.0f} notes/s)")
