@@ -7,18 +7,23 @@ add their own checks by passing more `Check` functions.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import PurePosixPath
 
 import anyio
 import anyio.to_thread
 
 from anamnesis.config import Config, read_config_file
-from anamnesis.errors import AnamnesisError
-from anamnesis.gitrepo import BRANCH
+from anamnesis.errors import AnamnesisError, NoteFormatError
+from anamnesis.gitrepo import BRANCH, GitRepo, split_by_layout
 from anamnesis.memory import open_memory
+from anamnesis.notes import parse_note
+from anamnesis.store import NoteFile, read_regular_file
+from anamnesis.upkeep import LOOSE_OBJECT_LIMIT, PACK_LIMIT, footprint, last_upkeep
 
 _CONFLICT_MARKERS = ("<<<<<<< ", ">>>>>>> ")
 
@@ -47,7 +52,7 @@ async def run_doctor(config: Config, extra_checks: Sequence[Check] = ()) -> list
     findings.extend(home)
     if any(f.is_error for f in home):
         return findings
-    for check in (check_git, check_notes_and_index, check_semantic, *extra_checks):
+    for check in (check_git, check_notes_and_index, check_upkeep, check_semantic, *extra_checks):
         try:
             findings.extend(await check(config))
         except AnamnesisError as exc:
@@ -120,6 +125,18 @@ async def check_git(config: Config) -> list[Finding]:
                 )
             )
     dirty = await repo.status_paths()
+    _, left_out = await anyio.to_thread.run_sync(split_by_layout, repo.path, [p for _, p in dirty])
+    if left_out:
+        shown = ", ".join(left_out[:5]) + (f" and {len(left_out) - 5} more" if len(left_out) > 5 else "")
+        findings.append(
+            Finding(
+                "warning",
+                "git",
+                f"memory/ holds {len(left_out)} file(s) that are not notes, which sync never sends: {shown}",
+                f"move them out of {repo.path} (editor backups and .env files do not belong there)",
+            )
+        )
+        dirty = [d for d in dirty if d[1] not in left_out]
     if dirty:
         findings.append(
             Finding(
@@ -159,7 +176,27 @@ async def check_notes_and_index(config: Config) -> list[Finding]:
                     "move it under procedural/, semantic/ or episodic/",
                 )
             )
-        conflicted = await anyio.to_thread.run_sync(_files_with_conflict_markers, plan.files)
+        unsafe = await anyio.to_thread.run_sync(lambda: list(memory.store.unsafe_entries()))
+        for rel in unsafe:
+            findings.append(
+                Finding(
+                    "error",
+                    "notes",
+                    f"{rel} is a symbolic link (or not a regular file); Anamnesis never reads or writes through it",
+                    f"look at where it points, then delete the link: rm {config.home / rel}",
+                )
+            )
+        conflicted, renamed = await anyio.to_thread.run_sync(_scan_note_files, plan.files)
+        for rel, written_id in renamed:
+            findings.append(
+                Finding(
+                    "warning",
+                    "notes",
+                    f"{rel} says id {written_id!r}; its file name is its id, so it is read (and next saved) as "
+                    f"{PurePosixPath(rel).stem!r}",
+                    "nothing to do; to keep the other id, rename the file to that id instead",
+                )
+            )
         for path in conflicted:
             findings.append(
                 Finding(
@@ -208,16 +245,21 @@ async def check_semantic(config: Config) -> list[Finding]:
     return [Finding("ok", "semantic", f"model ready; {counts}")]
 
 
-def _files_with_conflict_markers(files: Sequence[object]) -> list[str]:
-    found = []
+def _scan_note_files(files: Sequence[NoteFile]) -> tuple[list[str], list[tuple[str, str]]]:
+    """(files holding conflict markers, (file, id it says) for notes whose id is not their name)."""
+    conflicted, renamed = [], []
     for f in files:
         try:
-            text = Path(f.path).read_text(encoding="utf-8", errors="replace")  # type: ignore[attr-defined]
-        except OSError:
+            text = read_regular_file(f.path).decode("utf-8", errors="replace")
+        except (OSError, AnamnesisError):
             continue
         if any(line.startswith(_CONFLICT_MARKERS) for line in text.splitlines()):
-            found.append(f.rel)  # type: ignore[attr-defined]
-    return found
+            conflicted.append(f.rel)
+        with contextlib.suppress(NoteFormatError):
+            written = parse_note(text).id
+            if written != PurePosixPath(f.rel).stem:
+                renamed.append((f.rel, written))
+    return conflicted, renamed
 
 
 async def _integrity(index: object) -> str | None:
@@ -230,3 +272,31 @@ async def _integrity(index: object) -> str | None:
     except sqlite3.DatabaseError as exc:
         return str(exc)
     return None
+
+
+async def check_upkeep(config: Config) -> list[Finding]:
+    """The repository's loose objects and packs, its history index, and when upkeep last ran."""
+    repo = GitRepo(config.layout.memory_dir, config.machine_id)
+    if not await repo.is_repo():
+        return []
+    found = await footprint(repo)
+    record = last_upkeep(config.layout)
+    when = "never" if record is None else f"{_ago(time.time() - record.finished_at)} ago"
+    message = (
+        f"repository: {found.loose_objects} loose objects, {found.packs} packs, "
+        f"{(found.loose_bytes + found.pack_bytes) / (1 << 20):.1f} MiB; history index "
+        f"{'present' if found.commit_graph else 'missing'}; upkeep last ran {when}"
+    )
+    fix = "run `anamnesis upkeep` (the service runs it every hour: `anamnesis service install`)"
+    if record is not None and record.error:
+        return [Finding("warning", "upkeep", f"{message}, and failed: {record.error}", fix)]
+    if found.loose_objects > 4 * LOOSE_OBJECT_LIMIT or found.packs > 4 * PACK_LIMIT:
+        return [Finding("warning", "upkeep", f"{message}: the repository needs packing", fix)]
+    return [Finding("ok", "upkeep", message)]
+
+
+def _ago(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f} {unit}"
+    return f"{max(seconds, 0):.0f} s"

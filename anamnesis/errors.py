@@ -3,7 +3,7 @@
 ```
 AnamnesisError
 ├── ConfigError ── HomeNotInitializedError
-├── NoteError ── NoteNotFoundError · NoteFormatError · NoteValidationError
+├── NoteError ── NoteNotFoundError · NoteFormatError · NoteValidationError · UnsafePathError
 ├── QueryError
 ├── IndexStateError          (schema mismatch or corruption: rebuild from notes)
 ├── BusyError                (another process holds a lock past our deadline)
@@ -60,6 +60,14 @@ class NoteValidationError(NoteError):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+
+
+class UnsafePathError(NoteError):
+    """A path in the store goes through a symbolic link, or is not a regular file or directory.
+
+    memory/ is written by other machines through the hub; following a link there could read
+    or write anywhere on this machine, so the store refuses instead.
+    """
 
 
 class QueryError(AnamnesisError):

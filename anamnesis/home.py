@@ -12,9 +12,9 @@ import anyio.to_thread
 from anamnesis.config import Layout, read_config_file, write_config_file
 from anamnesis.errors import HomeNotInitializedError
 from anamnesis.gitrepo import GitRepo
+from anamnesis.layout import GITATTRIBUTES_TEXT
 from anamnesis.notes import NOTE_TYPES
 
-_GITATTRIBUTES = "*.md text eol=lf\n"
 _REPO_README = """# Anamnesis memory
 
 Each file under `procedural/`, `semantic/` and `episodic/` is one note: YAML front-matter, then
@@ -65,7 +65,7 @@ async def init_home(layout: Layout, machine_id: str) -> InitReport:
         report.created.append(f"{layout.memory_dir}/.git (branch main)")
 
         def seed_repo() -> None:
-            (layout.memory_dir / ".gitattributes").write_text(_GITATTRIBUTES, encoding="utf-8")
+            (layout.memory_dir / ".gitattributes").write_text(GITATTRIBUTES_TEXT, encoding="utf-8")
             readme = layout.memory_dir / "README.md"
             if not readme.exists():
                 readme.write_text(_REPO_README, encoding="utf-8")

@@ -20,16 +20,18 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from stat import S_ISREG
 from typing import Any, TypeVar, cast
 
 import aiosqlite
 import anyio
 import anyio.to_thread
 
-from anamnesis.errors import BusyError, IndexStateError, NoteFormatError, QueryError
+from anamnesis.errors import BusyError, IndexStateError, NoteFormatError, QueryError, UnsafePathError
 from anamnesis.notes import Note
 from anamnesis.queries import (
     SCHEMA_VERSION,
@@ -43,7 +45,7 @@ from anamnesis.queries import (
     summary_of,
 )
 from anamnesis.search import SearchFilters
-from anamnesis.store import NoteFile, NoteStore
+from anamnesis.store import NoteFile, NoteStore, read_regular_file
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -52,6 +54,12 @@ CHUNK = 500
 BUSY_TIMEOUT_MS = 15_000
 
 ProgressCallback = Callable[[int, int], None]
+
+# Kept apart: a bulk load drops it and builds the FTS table once at the end (see `_bulk_load`).
+_FTS_ON_INSERT = """CREATE TRIGGER notes_ai AFTER INSERT ON notes BEGIN
+    INSERT INTO notes_fts(rowid, title, body, tags) VALUES (new.pk, new.title, new.body, new.tags);
+END;"""
+BULK_MIN = 2 * CHUNK  # an empty index taking in at least this many notes loads them in bulk
 
 _SCHEMA = f"""
 CREATE TABLE notes(
@@ -88,9 +96,7 @@ CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE VIRTUAL TABLE notes_fts USING fts5(
     title, body, tags, content='notes', content_rowid='pk', tokenize='porter unicode61'
 );
-CREATE TRIGGER notes_ai AFTER INSERT ON notes BEGIN
-    INSERT INTO notes_fts(rowid, title, body, tags) VALUES (new.pk, new.title, new.body, new.tags);
-END;
+{_FTS_ON_INSERT}
 CREATE TRIGGER notes_ad AFTER DELETE ON notes BEGIN
     INSERT INTO notes_fts(notes_fts, rowid, title, body, tags)
         VALUES ('delete', old.pk, old.title, old.body, old.tags);
@@ -122,6 +128,8 @@ _NOTE_COLUMNS = (
     "id, type, title, body, tags, tags_json, project, scope, machine_id, prov_source, "
     "confidence, created_at, updated_at, path, size, mtime_ns, hash"
 )
+
+
 @dataclass(frozen=True, slots=True)
 class Problem:
     """A file the index could not take, and why."""
@@ -320,10 +328,9 @@ class SearchIndex:
             scope = self.store.scope_of(path)
             if scope is None or not rel.endswith(".md"):
                 continue
-            try:
-                stat = path.stat()
-            except (FileNotFoundError, NotADirectoryError):
-                continue
+            stat = self.store.lstat(path)
+            if stat is None or not S_ISREG(stat.st_mode):
+                continue  # gone, or a link (never followed; doctor lists it)
             files.append(NoteFile(str(path), rel, scope, path.parent.name, stat.st_size, stat.st_mtime_ns))
         return files
 
@@ -344,14 +351,17 @@ class SearchIndex:
                 )
                 report.removed = len(plan.removed)
             known = await self._known() if plan.changed else {}
-            done = 0
-            for start in range(0, total, CHUNK):
-                chunk = plan.changed[start : start + CHUNK]
-                reads = await anyio.to_thread.run_sync(self._read_files, chunk)
-                await self._apply(reads, known, report)
-                done += len(chunk)
-                if progress is not None:
-                    progress(done, total)
+            if not known and total >= BULK_MIN:
+                await self._bulk_load(plan.changed, report, progress)
+            else:
+                done = 0
+                for start in range(0, total, CHUNK):
+                    chunk = plan.changed[start : start + CHUNK]
+                    reads = await anyio.to_thread.run_sync(self._read_files, chunk)
+                    await self._apply(reads, known, report)
+                    done += len(chunk)
+                    if progress is not None:
+                        progress(done, total)
             if report.changed:
                 await self._transaction(
                     [
@@ -368,10 +378,12 @@ class SearchIndex:
         reads = []
         for f in files:
             try:
-                with open(f.path, "rb") as handle:
-                    data = handle.read()
+                data = read_regular_file(f.path)
             except FileNotFoundError:
                 continue  # gone since the scan; the next refresh drops its row
+            except UnsafePathError as exc:
+                reads.append(_Read(f, "", None, str(exc)))
+                continue
             except OSError as exc:
                 reads.append(_Read(f, "", None, f"cannot read: {exc.strerror}"))
                 continue
@@ -392,7 +404,40 @@ class SearchIndex:
             reads.append(_Read(f, digest, note, None))
         return reads
 
+    async def _bulk_load(self, files: list[NoteFile], report: RefreshReport, progress: ProgressCallback | None) -> None:
+        """Fill an empty index (a full rebuild, a machine's first index) in one transaction.
+
+        The FTS table is built once at the end instead of a row at a time through the insert
+        trigger (0.14 s against ~0.8 s at 10k), and the next chunk is read and parsed in a worker
+        thread while this one is inserted, which puts the second core to work. One transaction:
+        a crash leaves the index as it was, trigger included.
+        """
+        send, receive = anyio.create_memory_object_stream[list[_Read]](1)
+
+        async def read_ahead() -> None:
+            async with send:
+                for start in range(0, len(files), CHUNK):
+                    await send.send(await anyio.to_thread.run_sync(self._read_files, files[start : start + CHUNK]))
+
+        async with self._write_transaction() as db:
+            await db.execute("DROP TRIGGER notes_ai")
+            done = 0
+            async with anyio.create_task_group() as tasks, receive:
+                tasks.start_soon(read_ahead)
+                async for reads in receive:
+                    await self._write_reads(reads, {}, report)
+                    done += len(reads)
+                    if progress is not None:
+                        progress(done, len(files))
+            await db.execute("INSERT INTO notes_fts(notes_fts) VALUES ('rebuild')")
+            await db.execute(_FTS_ON_INSERT)
+
     async def _apply(self, reads: list[_Read], known: dict[str, _Known], report: RefreshReport) -> None:
+        async with self._write_transaction():
+            await self._write_reads(reads, known, report)
+
+    async def _write_reads(self, reads: list[_Read], known: dict[str, _Known], report: RefreshReport) -> None:
+        """Rows for what was read: notes added or replaced, problems recorded, moved files touched."""
         touches, problems, notes = [], [], []
         for read in reads:
             row = known.get(read.file.rel)
@@ -403,32 +448,26 @@ class SearchIndex:
             else:
                 notes.append(read)
         db = self._db
-        await self._begin()
-        try:
-            notes = await self._without_duplicate_ids(notes, problems)
-            if touches:
-                await db.executemany("UPDATE notes SET size = ?, mtime_ns = ? WHERE pk = ?", touches)
-            if problems:
-                await db.executemany("DELETE FROM notes WHERE path = ?", [(p[0],) for p in problems])
-                await db.executemany("INSERT OR REPLACE INTO problems VALUES (?, ?, ?, ?)", problems)
-            if notes:
-                await db.executemany("DELETE FROM problems WHERE path = ?", [(r.file.rel,) for r in notes])
-                await db.executemany(
-                    f"INSERT OR REPLACE INTO notes({_NOTE_COLUMNS}) VALUES ({', '.join('?' * 17)})",
-                    [_note_row(r) for r in notes],
-                )
-                await db.executemany(
-                    "INSERT INTO note_tags(note_pk, tag) SELECT pk, ? FROM notes WHERE path = ?",
-                    [(tag, r.file.rel) for r in notes if r.note for tag in r.note.tags],
-                )
-                await db.executemany(
-                    "INSERT INTO supersessions(note_pk, superseded_id) SELECT pk, ? FROM notes WHERE path = ?",
-                    [(old, r.file.rel) for r in notes if r.note for old in r.note.supersedes],
-                )
-            await db.execute("COMMIT")
-        except BaseException:
-            await db.execute("ROLLBACK")
-            raise
+        notes = await self._without_duplicate_ids(notes, problems)
+        if touches:
+            await db.executemany("UPDATE notes SET size = ?, mtime_ns = ? WHERE pk = ?", touches)
+        if problems:
+            await db.executemany("DELETE FROM notes WHERE path = ?", [(p[0],) for p in problems])
+            await db.executemany("INSERT OR REPLACE INTO problems VALUES (?, ?, ?, ?)", problems)
+        if notes:
+            await db.executemany("DELETE FROM problems WHERE path = ?", [(r.file.rel,) for r in notes])
+            await db.executemany(
+                f"INSERT OR REPLACE INTO notes({_NOTE_COLUMNS}) VALUES ({', '.join('?' * 17)})",
+                [_note_row(r) for r in notes],
+            )
+            await db.executemany(
+                "INSERT INTO note_tags(note_pk, tag) SELECT pk, ? FROM notes WHERE path = ?",
+                [(tag, r.file.rel) for r in notes if r.note for tag in r.note.tags],
+            )
+            await db.executemany(
+                "INSERT INTO supersessions(note_pk, superseded_id) SELECT pk, ? FROM notes WHERE path = ?",
+                [(old, r.file.rel) for r in notes if r.note for old in r.note.supersedes],
+            )
         report.touched += len(touches)
         for r in notes:
             if r.file.rel in known:
@@ -476,17 +515,23 @@ class SearchIndex:
                 raise BusyError(f"the index is locked by another process ({exc})") from exc
             raise
 
-    async def _transaction(self, statements: Sequence[tuple[str, Sequence[tuple[Any, ...]]]]) -> None:
-        db = self._db
+    @asynccontextmanager
+    async def _write_transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """BEGIN IMMEDIATE … COMMIT around the block; ROLLBACK when it fails."""
         await self._begin()
         try:
+            yield self._db
+            await self._db.execute("COMMIT")
+        except BaseException:
+            with anyio.CancelScope(shield=True):  # a cancelled rebuild must still end its transaction
+                await self._db.execute("ROLLBACK")
+            raise
+
+    async def _transaction(self, statements: Sequence[tuple[str, Sequence[tuple[Any, ...]]]]) -> None:
+        async with self._write_transaction() as db:
             for sql, rows in statements:
                 if rows:
                     await db.executemany(sql, rows)
-            await db.execute("COMMIT")
-        except BaseException:
-            await db.execute("ROLLBACK")
-            raise
 
     async def _known(self) -> dict[str, _Known]:
         rows = await self._db.execute_fetchall("SELECT path, pk, size, mtime_ns, hash FROM notes")
@@ -520,9 +565,7 @@ class SearchIndex:
             after_time, after_id = decode_cursor(cursor)
             where += " AND (n.updated_at < ? OR (n.updated_at = ? AND n.id < ?))"
             params += [after_time, after_time, after_id]
-        sql = (
-            f"SELECT {SUMMARY_COLUMNS} FROM notes n WHERE 1 = 1 {where} ORDER BY n.updated_at DESC, n.id DESC LIMIT ?"
-        )
+        sql = f"SELECT {SUMMARY_COLUMNS} FROM notes n WHERE 1 = 1 {where} ORDER BY n.updated_at DESC, n.id DESC LIMIT ?"
         rows = list(await self._db.execute_fetchall(sql, [*params, limit + 1]))
         notes = [summary_of(row) for row in rows[:limit]]
         next_cursor = encode_cursor(notes[-1].updated_at, notes[-1].id) if len(rows) > limit else None
@@ -626,15 +669,9 @@ class SearchIndex:
 
     async def store_static_pieces(self, rows: Sequence[tuple[str, float, bytes]]) -> None:
         """Replace the static (distilled) table: (WordPiece piece, weight, float16 vector)."""
-        async with self._write_lock:
-            await self._begin()
-            try:
-                await self._db.execute("DELETE FROM static_pieces")
-                await self._db.executemany("INSERT INTO static_pieces VALUES (?, ?, ?)", rows)
-                await self._db.execute("COMMIT")
-            except BaseException:
-                await self._db.execute("ROLLBACK")
-                raise
+        async with self._write_lock, self._write_transaction() as db:
+            await db.execute("DELETE FROM static_pieces")
+            await db.executemany("INSERT INTO static_pieces VALUES (?, ?, ?)", rows)
 
     async def static_pieces(self) -> list[tuple[str, float, bytes]]:
         """The static table: (piece, weight, float16 vector), in no particular order."""

@@ -531,9 +531,10 @@ async def memory_write(
         raise ToolError("body is empty. Write the note itself: what to remember and why it matters.")
     tag_list = _texts(tags)
     # A secret in a note would be read back into every session and block the next sync.
-    secrets = find_secrets("\n".join([title, body, *tag_list]))
+    secrets = find_secrets("\n".join([title, body, target, *tag_list]))
     if secrets:
         title, body, tag_list = redact(title), redact(body), [redact(tag) for tag in tag_list]
+        target = redact(target)
     memory = await state.memory()
     draft = NoteDraft(
         type=note_type,

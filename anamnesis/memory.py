@@ -26,7 +26,7 @@ from anamnesis.hybrid import Semantic, hybrid_search
 from anamnesis.ids import is_safe_id, new_ulid, normalize_id
 from anamnesis.index import BUSY_TIMEOUT_MS, Page, ProgressCallback, RefreshReport, SearchIndex
 from anamnesis.locks import file_lock, release_file_lock, try_file_lock
-from anamnesis.notes import GLOBAL_PROJECT, Note, normalize_body, normalize_tags, utc_now, validate_note
+from anamnesis.notes import GLOBAL_PROJECT, NOTE_TYPES, Note, normalize_body, normalize_tags, utc_now, validate_note
 from anamnesis.queries import DIR_STAMP_KEY, FULL_SCAN_KEY
 from anamnesis.search import DEFAULT_LIMIT, Hit, SearchFilters, clamp_limit
 from anamnesis.store import NoteStore
@@ -140,7 +140,8 @@ class Memory:
         note = await self.get(note_id)
         if note.scope != "portable":
             return []
-        return await self.git.note_log(self.store.path_for(note.id, note.type, note.scope).name, limit)
+        name = self.store.path_for(note.id, note.type, note.scope).name
+        return await self.git.note_log([f"{note_type}/{name}" for note_type in NOTE_TYPES], limit)
 
     # -- writing -------------------------------------------------------------------------
 

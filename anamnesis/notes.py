@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -26,6 +27,13 @@ MAX_TITLE_CHARS = 200
 MAX_BODY_CHARS = 65_536
 MAX_TAGS = 32
 MAX_TAG_CHARS = 64
+MAX_PROJECT_CHARS = 256
+MAX_FIELD_CHARS = 256  # machine_id, user_id, workspace_id, prov_model, prov_session
+# Front matter arrives from every machine of the fleet: bounded in size, nesting and
+# (no aliases) expansion, so a 555-byte "billion laughs" cannot eat the machine.
+MAX_FRONT_MATTER_CHARS = 65_536
+MAX_NESTING = 16
+MAX_EXTRA_VALUES = 1_000
 
 # Front-matter keys in the order 0.1.3 writes them; optional ones are left out when empty.
 _KEY_ORDER = (
@@ -78,6 +86,8 @@ def _yaml() -> tuple[Any, Any, Any]:
         return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
     FrontMatterDumper.add_representer(str, represent_text)
+    # Never write an anchor and alias for a value met twice: the parser refuses aliases.
+    FrontMatterDumper.ignore_aliases = lambda self, data: True  # type: ignore[method-assign]
     return yaml, FrontMatterLoader, FrontMatterDumper
 
 
@@ -147,6 +157,16 @@ def validate_note(note: Note) -> None:
         )
     if not note.project.strip() or "\n" in note.project:
         raise NoteValidationError("project", "must be a non-empty single line (or 'global')")
+    if len(note.project) > MAX_PROJECT_CHARS:
+        raise NoteValidationError("project", f"is {len(note.project)} characters; at most {MAX_PROJECT_CHARS}")
+    for name in ("machine_id", "user_id", "workspace_id", "prov_model", "prov_session"):
+        value = getattr(note, name) or ""
+        if len(value) > MAX_FIELD_CHARS:
+            raise NoteValidationError(name, f"is {len(value)} characters; at most {MAX_FIELD_CHARS}")
+        _check_encodable(name, value, single_line=True)
+    _check_encodable("title", note.title, single_line=True)
+    _check_encodable("project", note.project, single_line=True)
+    _check_encodable("body", note.body, single_line=False)
     if not (0.0 <= note.confidence <= 1.0) or math.isnan(note.confidence):
         raise NoteValidationError("confidence", "must be between 0 and 1")
     if len(note.tags) > MAX_TAGS:
@@ -154,9 +174,24 @@ def validate_note(note: Note) -> None:
     for tag in note.tags:
         if len(tag) > MAX_TAG_CHARS:
             raise NoteValidationError("tags", f"tag {tag[:20]!r}… is longer than {MAX_TAG_CHARS}")
+        _check_encodable("tags", tag, single_line=True)
     for old in note.supersedes:
         if not is_safe_id(old):
             raise NoteValidationError("supersedes", f"{old!r} is not a valid note id")
+
+
+def _check_encodable(name: str, value: str, *, single_line: bool) -> None:
+    """Refuse what cannot be stored and read back: a lone surrogate has no UTF-8 form (the file
+    would hold an escape the parser refuses) and a NUL in a one-line field ends up in a commit
+    message or a path-like key, which git and the OS refuse after the file is written."""
+    if single_line and "\x00" in value:
+        raise NoteValidationError(name, "must not contain a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise NoteValidationError(
+            name, f"has a character with no UTF-8 form (a lone surrogate at position {exc.start})"
+        ) from None
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
@@ -219,7 +254,10 @@ def parse_note(text: str, path: str | None = None) -> Note:
     front, body = split_front_matter(text, path)
     yaml, loader, _ = _yaml()
     try:
-        data = yaml.load(front, Loader=loader)
+        _check_front_matter_shape(yaml, loader, front, path)
+        data = _plain_front_matter(front)
+        if data is None:
+            data = yaml.load(front, Loader=loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (front-matter line {mark.line + 1})" if mark is not None else ""
@@ -227,6 +265,7 @@ def parse_note(text: str, path: str | None = None) -> Note:
         raise NoteFormatError(f"front-matter is not valid YAML{where}: {problem}", path) from exc
     if not isinstance(data, dict):
         raise NoteFormatError("front-matter is not a mapping of keys to values", path)
+    _check_extra_values(data, path)
     for required in ("id", "type", "title"):
         if data.get(required) in (None, ""):
             raise NoteFormatError(f"front-matter has no {required!r}", path)
@@ -258,6 +297,133 @@ def parse_note(text: str, path: str | None = None) -> Note:
     except NoteValidationError as exc:
         raise NoteFormatError(str(exc), path) from exc
     return note
+
+
+# -- a fast path for the front matter `render_note` writes --------------------------------------
+
+_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_DECIMAL = re.compile(r"[0-9]+\.[0-9]+")
+# A plain scalar that YAML reads as text: no indicator first, no ": " or " #" inside (checked
+# apart), no tab, control character or line separator anywhere.
+_PLAIN_TEXT = re.compile(
+    r"[^\s\-?:,\[\]{}#&*!|>'\"%@`\x00-\x1f\x7f-\x9f][^\t\n\r\x00-\x1f\x7f-\x9f\u2028\u2029\ufeff]*"
+)
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ufeff]")
+_FLOW_INDICATOR = re.compile(r"[,\[\]{}]|^ | $")
+_NOT_PLAIN = object()
+
+
+def _plain_front_matter(front: str) -> dict[str, Any] | None:
+    """The front matter as YAML would read it, when every line is `key: value` with a value in
+    the few forms `render_note` writes (plain text, 'quoted' text, a decimal, a flow list of
+    plain text); None for anything else, which then goes to the YAML parser.
+
+    Parsing a note's front matter with PyYAML is most of a full rebuild (0.25 ms a note, 2.5 s
+    of a 4 s rebuild at 10k); this reads the same notes ~10 times faster. A property test holds
+    it to YAML's answer on every note it accepts.
+    """
+    data: dict[str, Any] = {}
+    resolvers = _resolvable()
+    lines = front.split("\n")
+    if len(lines) < 2 or lines[-1]:
+        return None
+    for line in lines[:-1]:
+        key, sep, raw = line.partition(": ")
+        if not sep or not _KEY.fullmatch(key) or key in data:
+            return None
+        value = _plain_scalar(raw, resolvers)
+        if value is _NOT_PLAIN:
+            return None
+        data[key] = value
+    return data
+
+
+def _plain_scalar(raw: str, resolvers: dict[str, re.Pattern[str]]) -> Any:
+    if len(raw) >= 2 and raw[0] == raw[-1] == "'":
+        inner = raw[1:-1]
+        if "'" in inner.replace("''", "") or _UNPRINTABLE.search(inner):
+            return _NOT_PLAIN
+        return inner.replace("''", "'")
+    if len(raw) >= 2 and raw[0] == "[" and raw[-1] == "]":
+        inner = raw[1:-1]
+        if not inner:
+            return []
+        if _FLOW_INDICATOR.search(inner.replace(", ", "")):
+            return _NOT_PLAIN
+        items = inner.split(", ")
+        values = [_plain_text(item, resolvers) for item in items]
+        return _NOT_PLAIN if any(v is _NOT_PLAIN for v in values) else values
+    if _DECIMAL.fullmatch(raw):
+        return float(raw)
+    return _plain_text(raw, resolvers)
+
+
+def _plain_text(raw: str, resolvers: dict[str, re.Pattern[str]]) -> Any:
+    if not _PLAIN_TEXT.fullmatch(raw) or raw[-1] in " :" or ": " in raw or " #" in raw:
+        return _NOT_PLAIN
+    resolvable = resolvers.get(raw[0])
+    if resolvable is not None and resolvable.match(raw):
+        return _NOT_PLAIN  # YAML would read a number, a boolean or null: let YAML say which
+    return raw
+
+
+@functools.cache
+def _resolvable() -> dict[str, re.Pattern[str]]:
+    """First character -> one pattern matching what YAML's implicit resolvers read as not text."""
+    _, loader, _ = _yaml()
+    return {
+        first: re.compile("|".join(f"(?:{pattern.pattern})" for _, pattern in pairs), re.X)
+        for first, pairs in loader.yaml_implicit_resolvers.items()
+        if first is not None
+    }
+
+
+def _check_front_matter_shape(yaml: Any, loader: Any, front: str, path: str | None) -> None:
+    """Refuse, before building anything, front matter that could expand without bound or nest
+    deep enough to overflow the C parser's stack (30,000 `[` crash the process).
+
+    The event scan is cheap but not free, so it runs only when the text could hold an alias
+    (`*`) or more flow brackets than MAX_NESTING; block nesting is bounded by the size cap.
+    """
+    if len(front) > MAX_FRONT_MATTER_CHARS:
+        raise NoteFormatError(f"front-matter is {len(front)} characters; at most {MAX_FRONT_MATTER_CHARS}", path)
+    if "*" not in front and front.count("[") + front.count("{") <= MAX_NESTING:
+        return
+    depth = 0
+    for event in yaml.parse(front, Loader=loader):
+        if isinstance(event, yaml.AliasEvent):
+            raise NoteFormatError(
+                "front-matter uses a YAML alias (*name); notes never need one, and aliases can expand without bound",
+                path,
+            )
+        if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+            depth += 1
+            if depth > MAX_NESTING:
+                raise NoteFormatError(f"front-matter nests deeper than {MAX_NESTING} levels", path)
+        elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+            depth -= 1
+
+
+def _check_extra_values(data: dict[Any, Any], path: str | None) -> None:
+    """Keys this version does not model may hold plain YAML data (text, numbers, booleans, null,
+    lists, mappings) and at most MAX_EXTRA_VALUES of them: they are written back and shown as
+    JSON, so no bytes, sets or other tagged types."""
+    stack: list[Any] = [value for key, value in data.items() if key not in _KNOWN_KEYS]
+    seen = 0
+    while stack:
+        value = stack.pop()
+        seen += 1
+        if seen > MAX_EXTRA_VALUES:
+            raise NoteFormatError(f"front-matter holds more than {MAX_EXTRA_VALUES} values", path)
+        if isinstance(value, dict):
+            stack.extend(value.values())
+            stack.extend(value.keys())
+        elif isinstance(value, list):
+            stack.extend(value)
+        elif value is not None and not isinstance(value, (str, int, float, bool)):
+            raise NoteFormatError(
+                f"front-matter holds a {type(value).__name__}; only text, numbers, lists and mappings", path
+            )
 
 
 def _text(value: Any) -> str:

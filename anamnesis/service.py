@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import secrets
 import signal
@@ -38,6 +39,7 @@ from anamnesis.index import RefreshReport
 from anamnesis.locks import release_file_lock, try_file_lock
 from anamnesis.memory import Memory, open_memory
 from anamnesis.notes import utc_now
+from anamnesis.upkeep import keep_up
 
 if TYPE_CHECKING:
     from anamnesis.dashboard.state import ServiceStatus
@@ -48,6 +50,10 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
 SHUTDOWN_GRACE = 3.0
 HTTP_GRACE = 2.0
+# A client that goes quiet mid-request (half-open, or a slowloris dribbling its body) is dropped
+# after this long without a byte; one that never finishes its headers, after the same long idle.
+CLIENT_TIMEOUT = 30.0
+KEEP_ALIVE = 5.0
 WATCH_INTERVAL = 1.0
 FULL_REFRESH_INTERVAL = 30.0
 LOCK_FILE = "service.lock"
@@ -67,6 +73,7 @@ class ServiceOptions:
     sync: bool = True
     sync_interval: float = DEFAULT_SYNC_INTERVAL
     token: str | None = None
+    client_timeout: float = CLIENT_TIMEOUT
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,6 +286,15 @@ async def resolve_address(host: str, port: int) -> tuple[socket.AddressFamily, s
     return family, str(sockaddr[0])
 
 
+async def check_listen_address(options: ServiceOptions) -> None:
+    """Refuse an address the dashboard will not bind, before anything is created for it (a
+    token printed and saved for a service that then refuses to start)."""
+    from anamnesis.dashboard.security import check_bind
+
+    _family, address = await resolve_address(options.host, options.port)
+    check_bind(options.host, address)
+
+
 def bind_socket(family: socket.AddressFamily, address: str, port: int) -> socket.socket:
     """A listening socket, so connections queue from now on, even before the app has started."""
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -296,13 +312,20 @@ def bind_socket(family: socket.AddressFamily, address: str, port: int) -> socket
     return sock
 
 
-async def _serve_http(app: Any, sock: socket.socket, stopping: anyio.Event, done: anyio.Event) -> None:
+async def _serve_http(
+    app: Any, sock: socket.socket, stopping: anyio.Event, done: anyio.Event, client_timeout: float
+) -> None:
     from hypercorn.asyncio import serve
     from hypercorn.config import Config as HypercornConfig
 
     hconfig = HypercornConfig()
     hconfig.bind = [f"fd://{sock.detach()}"]  # hypercorn owns the listening socket from here on
     hconfig.graceful_timeout = HTTP_GRACE
+    # hypercorn waits forever on a read by default: a client that sent its headers and vanished
+    # would hold its connection (and a task) for good. Headers never finished count as idle.
+    hconfig.read_timeout = max(1, math.ceil(client_timeout))  # hypercorn takes whole seconds
+    hconfig.keep_alive_timeout = min(KEEP_ALIVE, client_timeout)
+    hconfig.h11_max_incomplete_size = 16 * 1024
     hconfig.include_server_header = False
     hconfig.accesslog = None
     hconfig.errorlog = logging.getLogger("hypercorn.error")
@@ -421,6 +444,7 @@ async def _run_locked(
                 with background:
                     async with anyio.create_task_group() as tasks:
                         tasks.start_soon(_watch_notes, memory, status, observer)
+                        tasks.start_soon(keep_up, config)
                         tasks.start_soon(memory.keep_vectors_fresh)  # the machine's one model copy…
                         tasks.start_soon(memory.lend_model)  # …lent to every MCP server of this home
                         if run_sync is not None:
@@ -432,7 +456,7 @@ async def _run_locked(
                             tasks.start_soon(relay, stop)
 
             async with anyio.create_task_group() as tg:
-                tg.start_soon(_serve_http, app, sock, stopping, http_done)
+                tg.start_soon(_serve_http, app, sock, stopping, http_done, options.client_timeout)
                 tg.start_soon(run_background)
                 if signals is not None:
                     tg.start_soon(_watch_signals, signals, stopping, received)

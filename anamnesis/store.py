@@ -2,23 +2,34 @@
 
 These functions block (they touch the file system) and are meant to run in a worker thread
 (`anyio.to_thread.run_sync`); `Memory` does that. Every id and type is validated before it
-becomes part of a path, so nothing a user or a model types can escape the store.
+becomes part of a path, so nothing a user or a model types can escape the store. Nor can
+anything a hub sends: below each scope root the store never follows a symbolic link, to a
+directory or to a file (each directory is opened with O_NOFOLLOW, each file too), and it
+reads only regular files, so a link planted in memory/ cannot make it read or write
+outside the home. Such links are skipped by scans and listed by `unsafe_entries` for doctor.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
-from collections.abc import Iterator
+import stat as stat_module
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from anamnesis.config import Layout
-from anamnesis.errors import NoteValidationError
+from anamnesis.errors import NoteFormatError, NoteValidationError, UnsafePathError
 from anamnesis.ids import is_safe_id
 from anamnesis.notes import NOTE_TYPES, SCOPES, Note, parse_note, render_note, validate_note
 
 NOTE_SUFFIX = ".md"
+_T = TypeVar("_T")
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)  # a FIFO planted as a note must not block the open
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,14 +74,61 @@ class NoteStore:
                 yield self.path_for(note_id, note_type, scope)
 
     def find(self, note_id: str) -> Path | None:
+        """The file of this note, or None. `UnsafePathError` when it is a symbolic link."""
         for path in self.candidates(note_id):
-            if path.is_file():
+            found = self.lstat(path)
+            if found is None:
+                continue
+            if stat_module.S_ISLNK(found.st_mode):
+                raise UnsafePathError(f"{self.rel(path)} is a symbolic link; Anamnesis does not follow links")
+            if stat_module.S_ISREG(found.st_mode):
                 return path
         return None
 
+    def lstat(self, path: Path) -> os.stat_result | None:
+        """`lstat` of `path`, or None when it, or a directory on the way there, is missing or is
+        not a real directory (a symbolic link)."""
+
+        def lstat_at(fd: int, name: str) -> os.stat_result | None:
+            try:
+                return os.stat(name, dir_fd=fd, follow_symlinks=False)
+            except (FileNotFoundError, NotADirectoryError):
+                return None
+
+        return self._at(path, lstat_at)
+
+    def _at(self, path: Path, action: Callable[[int, str], _T | None]) -> _T | None:
+        """`action(directory fd, file name)` for `path`, its directory reached without following
+        a link; None when that directory is missing or is reached through a link."""
+        root, parts = self._below(path)
+        try:
+            fd = open_dir_below(root, parts[:-1])
+        except (FileNotFoundError, UnsafePathError):
+            return None
+        try:
+            return action(fd, parts[-1])
+        finally:
+            os.close(fd)
+
     def read(self, path: Path) -> Note:
         """Parse the note at `path`; its scope comes from the directory it is in."""
-        return self.read_text(path.read_bytes().decode("utf-8", errors="replace"), path)
+        return self.read_text(self.read_bytes(path).decode("utf-8", errors="replace"), path)
+
+    def read_bytes(self, path: Path) -> bytes:
+        """The bytes of the regular file at `path`, reached without following any link."""
+        root, parts = self._below(path)
+        fd = open_dir_below(root, parts[:-1])
+        try:
+            return read_regular_file(parts[-1], dir_fd=fd, shown=self.rel(path))
+        finally:
+            os.close(fd)
+
+    def _below(self, path: Path) -> tuple[Path, tuple[str, ...]]:
+        """(scope root, the parts of `path` below it); `UnsafePathError` outside every root."""
+        for root in self.roots.values():
+            if path.is_relative_to(root) and path != root:
+                return root, path.relative_to(root).parts
+        raise UnsafePathError(f"{path} is not inside the store")
 
     def read_text(self, text: str, path: Path) -> Note:
         """Parse `text` read from `path`; the directory, not the front-matter, sets the scope."""
@@ -78,7 +136,19 @@ class NoteStore:
 
     @staticmethod
     def parse_file(text: str, rel: str, scope: str | None) -> Note:
+        """Parse a note file. Its directory sets the scope and its file name the id: a note whose
+        `id:` says otherwise is read with the file's id (the next save writes that id), so an
+        edit rewrites this file instead of forking a second one."""
         note = parse_note(text, rel)
+        stem = rel.rpartition("/")[2].removesuffix(NOTE_SUFFIX)
+        if note.id != stem:
+            if not is_safe_id(stem):
+                raise NoteFormatError(
+                    f"its id is {note.id!r} but its file name {stem!r} is not a note id; rename the file to "
+                    f"{note.id}{NOTE_SUFFIX}",
+                    rel,
+                )
+            note = note.with_changes(id=stem)
         return note if scope is None or note.scope == scope else note.with_changes(scope=scope)
 
     def scope_of(self, path: Path) -> str | None:
@@ -91,19 +161,26 @@ class NoteStore:
         """Write `note` atomically at its path; remove any copy at an old type or scope path."""
         validate_note(note)
         path = self.path_for(note.id, note.type, note.scope)
-        atomic_write_text(path, render_note(note))
+        atomic_write_text(path, render_note(note), root=self.roots[note.scope])
         for other in self.candidates(note.id):
-            if other != path and other.exists():
-                other.unlink()
+            if other != path:
+                self._unlink(other)
         return path
 
     def delete(self, note_id: str) -> list[Path]:
-        removed = []
-        for path in self.candidates(note_id):
-            if path.exists():
-                path.unlink()
-                removed.append(path)
-        return removed
+        return [path for path in self.candidates(note_id) if self._unlink(path)]
+
+    def _unlink(self, path: Path) -> bool:
+        """Remove the file (or the link itself) at `path`, never through a linked directory."""
+
+        def unlink_at(fd: int, name: str) -> bool:
+            try:
+                os.unlink(name, dir_fd=fd)
+            except FileNotFoundError:
+                return False
+            return True
+
+        return bool(self._at(path, unlink_at))
 
     def scan(self) -> Iterator[NoteFile]:
         """Every `.md` file in a type directory of every scope, with its size and mtime."""
@@ -112,6 +189,8 @@ class NoteStore:
             for note_type in NOTE_TYPES:
                 directory = root / note_type
                 prefix = f"{root_rel}/{note_type}/"
+                if not _is_real_dir(directory):
+                    continue  # missing, or a link (doctor reports it): never scanned through
                 try:
                     entries = os.scandir(directory)
                 except (FileNotFoundError, NotADirectoryError):
@@ -144,7 +223,7 @@ class NoteStore:
         for root in self.roots.values():
             for directory in (root, *(root / t for t in NOTE_TYPES)):
                 try:
-                    stamps.append(directory.stat().st_mtime_ns)
+                    stamps.append(os.lstat(directory).st_mtime_ns)
                 except FileNotFoundError:
                     stamps.append(0)
         return ",".join(map(str, stamps))
@@ -167,34 +246,109 @@ class NoteStore:
                         yield here / name
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temp file in the same directory, fsync, then rename over the target."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    import tempfile  # here, not at the top: the hooks read the store's stamps and never write
+    def unsafe_entries(self) -> Iterator[str]:
+        """Symbolic links and other non-regular entries under every scope root (not .git): the
+        store skips them; doctor lists them (relative to the home)."""
+        for root in self.roots.values():
+            if not root.is_dir():
+                continue
+            for dirpath, dirnames, filenames in os.walk(root):
+                if dirpath == str(root):
+                    dirnames[:] = [d for d in dirnames if d != ".git"]
+                for name in [*dirnames, *filenames]:
+                    full = os.path.join(dirpath, name)
+                    with contextlib.suppress(FileNotFoundError):
+                        mode = os.lstat(full).st_mode
+                        if not (stat_module.S_ISREG(mode) or stat_module.S_ISDIR(mode)):
+                            yield self.rel(Path(full))
 
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+
+def _is_real_dir(path: Path) -> bool:
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp_name, 0o644)
-        os.replace(tmp_name, path)
+        return stat_module.S_ISDIR(os.lstat(path).st_mode)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+
+
+def open_dir_below(root: Path, parts: Sequence[str], *, create: bool = False) -> int:
+    """A descriptor of `root/parts…`, each part opened without following a symbolic link.
+
+    `root` itself is trusted (the user may link their home or memory/ elsewhere); below it, a
+    link or a non-directory is `UnsafePathError`, a missing directory `FileNotFoundError`
+    (or, with `create`, made). The caller closes the descriptor.
+    """
+    if create:
+        root.mkdir(parents=True, exist_ok=True)
+    fd = os.open(root, os.O_RDONLY | _DIRECTORY)
+    try:
+        for part in parts:
+            try:
+                child = os.open(part, os.O_RDONLY | _DIRECTORY | _NOFOLLOW, dir_fd=fd)
+            except FileNotFoundError:
+                if not create:
+                    raise
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(part, 0o755, dir_fd=fd)
+                child = os.open(part, os.O_RDONLY | _DIRECTORY | _NOFOLLOW, dir_fd=fd)
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                    raise UnsafePathError(
+                        f"{root.joinpath(part)} is a symbolic link or not a directory; Anamnesis does not follow it"
+                    ) from exc
+                raise
+            os.close(fd)
+            fd = child
+            root = root / part
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
         os.close(fd)
+        raise
+    return fd
+
+
+def read_regular_file(name: str, *, dir_fd: int | None = None, shown: str | None = None) -> bytes:
+    """The bytes of the regular file `name` (relative to `dir_fd`), never through a link at it.
+
+    `UnsafePathError` for a link, FIFO, device or directory; `FileNotFoundError` when missing.
+    """
+    try:
+        fd = os.open(name, os.O_RDONLY | _NOFOLLOW | _NONBLOCK, dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UnsafePathError(f"{shown or name} is a symbolic link; Anamnesis does not follow links") from exc
+        raise
+    with os.fdopen(fd, "rb") as handle:
+        if not stat_module.S_ISREG(os.fstat(fd).st_mode):
+            raise UnsafePathError(f"{shown or name} is not a regular file")
+        return handle.read()
+
+
+def atomic_write_text(path: Path, text: str, *, root: Path | None = None) -> None:
+    """Write via a temp file in the same directory, fsync, then rename over the target.
+
+    With `root`, every directory from `root` down to the file is reached without following a
+    symbolic link (see `open_dir_below`), and a link at the target is refused, not replaced.
+    """
+    base = root if root is not None else path.parent
+    dir_fd = open_dir_below(base, path.parent.relative_to(base).parts, create=True)
+    try:
+        if root is not None:
+            with contextlib.suppress(FileNotFoundError):
+                if stat_module.S_ISLNK(os.stat(path.name, dir_fd=dir_fd, follow_symlinks=False).st_mode):
+                    raise UnsafePathError(f"{path} is a symbolic link; Anamnesis does not write through links")
+        tmp_name = f".{path.name}.{os.urandom(6).hex()}.tmp"
+        fd = os.open(tmp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600, dir_fd=dir_fd)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+                os.fchmod(handle.fileno(), 0o644)
+            os.replace(tmp_name, path.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp_name, dir_fd=dir_fd)
+            raise
+        with contextlib.suppress(OSError):
+            os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)

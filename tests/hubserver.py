@@ -20,7 +20,6 @@ from typing import Any
 
 import anyio
 import anyio.abc
-from anamnesis.sync.sshlib import asyncssh
 
 from anamnesis.config import Config, load_config, read_config_file, write_config_file
 from anamnesis.home import init_home
@@ -30,6 +29,7 @@ from anamnesis.sync import run_sync
 from anamnesis.sync.engine import SyncReport
 from anamnesis.sync.hostkeys import add_known_host, host_pattern
 from anamnesis.sync.peers import Peer, parse_hub_url, save_peer
+from anamnesis.sync.sshlib import asyncssh
 
 # Short enough that a dead hub fails a test in seconds, long enough for a loaded CI machine.
 TEST_SYNC_SETTINGS: dict[str, Any] = {

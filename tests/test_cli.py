@@ -218,3 +218,83 @@ def test_search_finds_what_was_meant_after_reindex_embeds_the_notes(home: None) 
     assert "semantic search on: 2/2 notes embedded (2 just now)" in ok("reindex")
     assert "1. Nightly export outage" in ok("search", "why did the invoices job fail").splitlines()[0]
     assert "semantic  semantic search on: 2/2 notes embedded" in ok("status")
+
+
+# -- JSON for scripts, failures included --------------------------------------------------------
+
+
+def test_sync_json_without_a_hub_prints_json_with_the_error_and_fails(home: Path) -> None:
+    result = anamnesis("sync", "--json")
+
+    assert result.returncode != 0
+    shown = json.loads(result.stdout)
+    assert shown["ok"] is False
+    assert "no hub configured" in shown["error"]
+
+
+def test_sync_json_with_an_unreachable_hub_prints_json_with_the_error_and_fails(home: Path) -> None:
+    from anamnesis.sync.peers import Peer, save_peer
+    from tests.ports import unused_port
+
+    save_peer(home / "config.json", Peer(name="home", url=f"ssh://git@127.0.0.1:{unused_port()}/srv/memory.git"))
+
+    result = anamnesis("sync", "--json")
+
+    assert result.returncode != 0
+    shown = json.loads(result.stdout)
+    assert shown["ok"] is False
+    assert shown["error"]
+
+
+def test_get_json_of_an_unknown_note_prints_json_with_the_error(home: Path) -> None:
+    result = anamnesis("get", "01ZZZZZZZZZZZZZZZZZZZZZZZZ", "--json")
+
+    assert result.returncode != 0
+    assert "no note with id" in json.loads(result.stdout)["error"]
+
+
+# -- what reaches the terminal ------------------------------------------------------------------
+
+# Retitle the window, clear the screen, write the clipboard (OSC 52), reverse the text (bidi).
+ESCAPES = ("\x1b]0;pwned\x07", "\x1b[2J", "\x1b]52;c;cm0gLXJmIH4=\x07", "\u202e")
+
+
+def test_get_and_list_never_print_terminal_escapes_from_a_note(home: Path) -> None:
+    title, project, tag = "Deploy" + ESCAPES[0] + ESCAPES[3], "acme" + ESCAPES[1], "ops" + ESCAPES[2]
+    written = ok("write", "--type", "semantic", "--title", title, "--project", project, "--tags", tag, "Body.")
+    note_id = written.strip()
+
+    for args in (("get", note_id), ("list",), ("search", "Deploy", "--project", project)):
+        shown = ok(*args)
+        assert not {"\x1b", "\x07", "\u202e"} & set(shown), args
+        assert "\\x1b" in shown, args  # shown, visibly, rather than dropped
+
+
+def test_json_and_raw_output_keep_a_notes_text_exact(home: Path) -> None:
+    title = "Deploy" + ESCAPES[0]
+    note_id = ok("write", "--type", "semantic", "--title", title, "Body " + ESCAPES[1]).strip()
+
+    assert json.loads(ok("get", note_id, "--json"))["title"] == title
+    assert "Body " + ESCAPES[1] in ok("get", note_id, "--raw")  # the file, byte for byte
+
+
+def test_the_cli_keeps_its_own_bold_and_dim_but_no_other_escape() -> None:
+    from anamnesis.cli.output import terminal_safe
+
+    styled = "\x1b[1mtitle\x1b[0m \x1b[2mid\x1b[0m\n\tbody"
+    assert terminal_safe(styled) == styled
+    assert terminal_safe("a\x1b[31mred\rb\x9b2J") == "a\\x1b[31mred\\x0db\\x9b2J"
+
+
+def test_a_billion_laughs_note_from_a_peer_is_reported_not_expanded(home: Path) -> None:
+    note_id = "01JD3W6Q2M8Z4T9K7B5X0R1C2V"
+    laughs = ['lol0: &a0 ["lol"]'] + [f"lol{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 10)]
+    front = "\n".join([f"id: {note_id}", "type: semantic", "title: Laughs", *laughs])
+    (home / "memory" / "semantic" / f"{note_id}.md").write_text(f"---\n{front}\n---\nbody\n", encoding="utf-8")
+
+    reindexed = json.loads(ok("reindex", "--json"))
+    shown = anamnesis("get", note_id, "--json")
+
+    assert any("alias" in problem["reason"] for problem in reindexed["problems"])
+    assert shown.returncode != 0
+    assert "alias" in json.loads(shown.stdout)["error"]

@@ -344,9 +344,30 @@ async def test_the_login_form_and_bearer_token_open_the_dashboard(
     assert (await data.get_json())["notes"][0]["title"] == "Private note"
 
 
+# Browsers drop tab, CR and LF from a URL: `/\t/evil.example` becomes `//evil.example`.
+OFF_SITE_TARGETS = (
+    "https://evil.example/",
+    "//evil.example/x",
+    "/\\evil.example",
+    "javascript:alert(1)",
+    "/%09/evil.example",
+    "/%0a/evil.example",
+    "/%0d%0a/evil.example",
+    "/%5c/evil.example",
+    "/%20/evil.example",
+)
+
+
 async def test_login_never_redirects_off_the_dashboard(phone: Browser) -> None:
-    for target in ("https://evil.example/", "//evil.example/x", "/\\evil.example", "javascript:alert(1)"):
+    for target in OFF_SITE_TARGETS:
         response = await phone.post(f"/login?next={target}", {"token": TOKEN}, origin=f"http://{TAILNET}")
+        assert response.status_code == 303, target
+        assert response.headers["Location"] == "/", target
+
+
+async def test_login_on_loopback_never_redirects_off_the_dashboard(browser: Browser) -> None:
+    for target in OFF_SITE_TARGETS:
+        response = await browser.get(f"/login?next={target}")
         assert response.status_code == 303, target
         assert response.headers["Location"] == "/", target
 

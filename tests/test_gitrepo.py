@@ -141,7 +141,8 @@ async def test_history_of_a_path_is_newest_first_and_follows_a_rename(repo: GitR
     git(repo.path, "mv", "semantic/a.md", "procedural/a.md")
     await repo.commit_all("three: type changed")
 
-    history = await repo.note_log("a.md")
+    paths = ["procedural/a.md", "semantic/a.md", "episodic/a.md"]
+    history = await repo.note_log(paths)
 
     assert [c.subject for c in history] == ["three: type changed", "two", "one"]
     assert [c.path for c in history] == ["procedural/a.md", "semantic/a.md", "semantic/a.md"]
@@ -149,11 +150,19 @@ async def test_history_of_a_path_is_newest_first_and_follows_a_rename(repo: GitR
     assert {c.author for c in history} == {"desktop"}
     assert {c.email for c in history} == {"anamnesis@desktop"}
     assert all(len(c.sha) == 40 for c in history)
-    assert await repo.note_log("a.md", limit=1) == history[:1]
+    assert await repo.note_log(paths, limit=1) == history[:1]
+
+
+async def test_history_paths_are_literal_so_a_look_alike_name_is_not_matched(repo: GitRepo) -> None:
+    write(repo, "semantic/a*.md", "a file whose name is a glob pattern\n")
+    write(repo, "semantic/ab.md", "another note\n")
+    await repo.commit_all("two notes")
+
+    assert [c.path for c in await repo.note_log(["semantic/a*.md"])] == ["semantic/a*.md"]
 
 
 async def test_history_of_an_unknown_path_is_empty(repo: GitRepo) -> None:
-    assert await repo.note_log("nothing.md") == []
+    assert await repo.note_log(["semantic/nothing.md"]) == []
 
 
 async def test_failed_git_command_raises_git_error_with_its_details(repo: GitRepo) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -205,3 +206,40 @@ async def test_context_hooks_answer_without_an_event_loop_once_the_index_is_in_s
     answer, loaded = probe("user-prompt-submit", {**prompt, "prompt": "how do I roll back quotes with helm?"})
     assert "01JD3W6Q2M8Z4T9K7B5X0R1C2V" in answer
     assert "asyncio" in loaded
+
+
+def _not_a_regular_file(kind: str, tmp_path: Path) -> str:
+    if kind == "fifo":
+        fifo = tmp_path / "transcript.fifo"
+        os.mkfifo(fifo)  # no writer ever comes: opening it plainly blocks for good
+        return str(fifo)
+    return "/dev/zero"  # never ends: a plain read spins until memory or patience runs out
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero"])
+@pytest.mark.parametrize("event", ["session-end", "pre-compact", "post-compact"])
+def test_capture_hooks_return_when_the_transcript_is_not_a_regular_file(
+    anamnesis_home: Path, tmp_path: Path, event: str, kind: str
+) -> None:
+    subprocess.run([sys.executable, "-m", "anamnesis", "init"], check=True, capture_output=True)
+    payload = {"session_id": "s1", "cwd": "/tmp", "transcript_path": _not_a_regular_file(kind, tmp_path)}
+
+    result = hook(event, payload, timeout=60)  # TimeoutExpired (a failure) if it blocks
+
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero"])
+def test_the_capture_the_stop_hook_detaches_returns_when_the_transcript_is_not_a_regular_file(
+    anamnesis_home: Path, tmp_path: Path, kind: str
+) -> None:
+    subprocess.run([sys.executable, "-m", "anamnesis", "init"], check=True, capture_output=True)
+    transcript = _not_a_regular_file(kind, tmp_path)
+
+    result = subprocess.run(
+        [sys.executable, "-m", "anamnesis", "capture", "--session-id", "s1", "--transcript", transcript,
+         "--project", PROJECT, "--source", "stop", "--no-sync", "--no-llm"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+
+    assert result.returncode == 0, result.stderr

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from anamnesis.config import Layout
 from anamnesis.errors import IndexStateError
-from anamnesis.index import SCHEMA_VERSION, SearchIndex
+from anamnesis.index import BULK_MIN, SCHEMA_VERSION, SearchIndex
 from anamnesis.notes import NOTE_TYPES, Note, render_note
 from anamnesis.search import SearchFilters, search
 from anamnesis.store import NoteStore
@@ -222,7 +222,7 @@ async def test_file_that_is_not_utf8_is_reported(layout: Layout, index: SearchIn
 async def test_two_files_with_one_id_index_one_and_report_the_other(layout: Layout, index: SearchIndex) -> None:
     note = make_note("twin", body="walrus")
     put_note(layout, note)
-    put_note(layout, note, name="twin-copy")
+    put_note(layout, note.with_changes(scope="machine-local"))  # the same file name in the other scope
 
     report = await index.refresh()
 
@@ -326,7 +326,11 @@ async def _reindex_garbage_store(home: Path, good: list[Note], bad: list[tuple[s
             if not good:
                 continue
             original = good[len(rel) % len(good)]
-            _, type_dir, _ = rel.split("/")
+            root, type_dir, _ = rel.split("/")
+            rel = f"{root}/{type_dir}/{original.id}.md"  # the file name is the id
+            scope_root = "memory" if original.scope == "portable" else "local"
+            if rel == f"{scope_root}/{original.type}/{original.id}.md":
+                continue
             copy = original.with_changes(type=type_dir)  # same id and words, a valid note of its own
             put(layout, rel, render_note(copy))
             for group in duplicate_groups:
@@ -493,3 +497,52 @@ async def test_counts_describe_the_index(layout: Layout, index: SearchIndex) -> 
     assert counts["by_project"] == {"global": 2, "github.com/acme/api": 1}
     assert counts["problems"] == 1
     assert counts["refreshed_at"]
+
+
+# -- bulk load: an empty index taking in many notes at once --------------------------------------
+
+
+def _many_notes(layout: Layout, count: int) -> list[Note]:
+    from anamnesis.ids import new_ulid
+
+    notes = [
+        make_note(new_ulid(), title=f"Bulk note {i}", body=f"bulk body {i} mentions zebra{i % 97} once", tags=("bulk",))
+        for i in range(count)
+    ]
+    for note in notes:
+        put_note(layout, note)
+    return notes
+
+
+async def test_an_empty_index_loads_many_notes_in_bulk_and_stays_consistent(layout: Layout, index: SearchIndex) -> None:
+    notes = _many_notes(layout, BULK_MIN + 10)
+    put(layout, "memory/semantic/broken.md", "no front matter here")
+    seen: list[tuple[int, int]] = []
+
+    report = await index.refresh(progress=lambda done, total: seen.append((done, total)))
+
+    assert report.added == len(notes)
+    assert [p.path for p in report.problems] == ["memory/semantic/broken.md"]
+    assert seen[-1] == (len(notes) + 1, len(notes) + 1)
+    await index.execute_fetchall("INSERT INTO notes_fts(notes_fts) VALUES ('integrity-check')")
+    assert sorted(await ids_found(index, "zebra3")) == sorted(n.id for i, n in enumerate(notes) if i % 97 == 3)
+    assert len(await ids_found(index, "bulk")) == 50  # every note is in the FTS table (search caps at 50)
+    # The insert trigger is back: a note written afterwards is found like any other.
+    late = make_note("01JD3W6Q2M8Z4T9K7B5X0R1C2V", title="Late arrival", body="a quokka appeared")
+    put_note(layout, late)
+    await index.refresh()
+    assert await ids_found(index, "quokka") == [late.id]
+
+
+async def test_a_bulk_load_cancelled_halfway_leaves_the_index_as_it_was(layout: Layout, index: SearchIndex) -> None:
+    _many_notes(layout, BULK_MIN + 10)
+
+    with anyio.CancelScope() as scope:
+        await index.refresh(progress=lambda done, total: scope.cancel())
+
+    assert scope.cancelled_caught
+    assert await indexed_paths(index) == set()
+    report = await index.refresh()  # and the next refresh takes everything in, trigger and all
+    assert report.added == BULK_MIN + 10
+    await index.execute_fetchall("INSERT INTO notes_fts(notes_fts) VALUES ('integrity-check')")
+    assert len(await ids_found(index, "zebra1")) > 0

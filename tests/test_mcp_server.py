@@ -282,6 +282,35 @@ async def test_secrets_in_a_written_note_are_redacted_before_it_reaches_disk(cli
     assert "never store secrets" in data(result)["hint"]
 
 
+async def test_a_secret_passed_as_the_project_is_redacted_too(client: Client) -> None:
+    token = "ghp_" + "Z9y8X7w6V5u4T3s2R1q0P9o8N7m6L5k4J3i2"
+    result = await ok(
+        client, "memory_write", type="semantic", title="Deploy", body="Deploys on Fridays.", project=token
+    )
+
+    on_disk = Path(data(result)["path"]).read_text(encoding="utf-8")
+    assert token not in on_disk
+    assert token not in data(result)["project"]
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{"title": "nul\x00title"}, {"tags": ["ok", "x\ud800"]}, {"project": "acme\udfff"}, {"project": "p" * 100_000}],
+    ids=["nul-title", "surrogate-tag", "surrogate-project", "long-project"],
+)
+async def test_a_write_the_store_cannot_hold_is_refused_before_any_file_is_written(
+    client: Client, memory: Memory, fields: dict[str, Any]
+) -> None:
+    head = await memory.git.head()
+    arguments = {"type": "semantic", "title": "Deploy", "body": "Deploys on Fridays."} | fields
+
+    result = await call(client, "memory_write", **arguments)
+
+    assert result.is_error is True
+    assert list(memory.store.scan()) == []
+    assert await memory.git.head() == head
+
+
 # -- correcting a memory -------------------------------------------------------------------
 
 

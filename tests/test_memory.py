@@ -113,6 +113,16 @@ async def test_getting_an_unknown_or_unsafe_id_says_not_found(memory: Memory, no
         (NoteDraft(type="semantic", title="t", body="b", note_id="../escape"), "id"),
         (NoteDraft(type="semantic", title="t", body="b", confidence=2.0), "confidence"),
         (NoteDraft(type="semantic", title="t", body="b", supersedes=["01ZZZZZZZZZZZZZZZZZZZZZZZZ"]), "supersedes"),
+        # Used to be written and staged before git refused the NUL: a retrying model made duplicates.
+        (NoteDraft(type="semantic", title="a\x00b", body="b"), "title"),
+        # Used to be committed as an escape the parser then refused on every machine.
+        (NoteDraft(type="semantic", title="t", body="b", tags=["ok", "x\ud800"]), "tags"),
+        (NoteDraft(type="semantic", title="t", body="b", project="acme\udfff"), "project"),
+        (NoteDraft(type="semantic", title="t", body="b", project="p" * 100_000), "project"),
+    ],
+    ids=[
+        *("type", "title", "scope", "id", "confidence", "supersedes"),
+        *("nul", "surrogate-tag", "surrogate-project", "long"),
     ],
 )
 async def test_invalid_write_is_refused_and_leaves_no_trace(memory: Memory, draft: NoteDraft, field: str) -> None:

@@ -67,8 +67,9 @@ def test_a_log_both_sides_appended_to_keeps_both_entries_once() -> None:
     ours = base + "- laptop: fixed the build\n"
     theirs = base + "- desktop: wrote the docs\n"
     merged = merge_body(base, ours, theirs)
-    assert merged == base + "- laptop: fixed the build\n- desktop: wrote the docs\n"
+    assert merged == base + "- desktop: wrote the docs\n- laptop: fixed the build\n"  # the hub's lines first
     assert merge_body(base, merged, theirs) == merged
+    assert merge_body(base, theirs, merged) == merged
 
 
 def test_the_same_line_changed_two_ways_is_a_conflict() -> None:
@@ -153,3 +154,40 @@ def test_a_merge_never_writes_conflict_markers(base: list[str], ours: list[str],
     assert "<<<<<<<" not in merged
     assert ">>>>>>>" not in merged
     assert "=======" not in merged
+
+
+def test_lines_appended_on_many_machines_merge_in_the_hubs_order_without_a_conflict() -> None:
+    """Ten machines append to one note at once; each merges into what the hub holds by then."""
+    base = "## Log\n- started\n"
+    hub = base
+    for machine in range(10):
+        mine = base + f"- machine {machine}: line\n"
+        hub = merge_body(base, mine, hub)
+    assert hub == base + "".join(f"- machine {m}: line\n" for m in range(10))
+
+
+def test_a_retried_merge_keeps_the_hubs_order_where_ours_first_used_to_collide() -> None:
+    """A lost push race: the local merge is merged again with the hub's newer merge."""
+    base = "## Log\n- started\n"
+    first = base + "- a\n"  # the hub after machine A pushed
+    local = merge_body(base, base + "- l\n", first)  # machine L merged A's line
+    hub_now = merge_body(base, base + "- k\n", first)  # meanwhile K merged and pushed
+    assert merge_body(first, local, hub_now) == base + "- a\n- k\n- l\n"
+
+
+def test_an_insertion_inside_a_line_range_the_other_side_rewrote_is_a_conflict() -> None:
+    base = "one\ntwo\nthree\nfour\n"
+    with pytest.raises(MergeConflict):
+        merge_body(base, "one\nTWO AND THREE\nfour\n", "one\ntwo\nnew\nthree\nfour\n")
+    assert merge_body(base, "one\ntwo\nthree\nfour\nfive\n", "ONE\ntwo\nthree\nfour\n") == (
+        "ONE\ntwo\nthree\nfour\nfive\n"
+    )
+
+
+def test_two_machines_editing_within_one_second_merge_and_the_hub_names_the_machine() -> None:
+    stamp = "2026-11-22T08:00:00Z"
+    ours = BASE.with_changes(body=BASE.body + "\n- laptop", machine_id="laptop", updated_at=stamp)
+    theirs = BASE.with_changes(body=BASE.body + "\n- server", machine_id="server", updated_at=stamp)
+    merged = parse_note(merge_texts(text(BASE), text(ours), text(theirs)))
+    assert merged.machine_id == "server"
+    assert merged.body.endswith("- server\n- laptop")

@@ -301,6 +301,16 @@ def test_invalid_yaml_reason_names_the_front_matter_line() -> None:
         ({"tags": tuple(f"t{i}" for i in range(MAX_TAGS + 1))}, "tags"),
         ({"tags": ("x" * (MAX_TAG_CHARS + 1),)}, "tags"),
         ({"supersedes": ("../../etc/passwd",)}, "supersedes"),
+        ({"title": "nul\x00here"}, "title"),
+        ({"title": "lone \ud800 surrogate"}, "title"),
+        ({"tags": ("ok", "bad\x00")}, "tags"),
+        ({"tags": ("bad\udfff",)}, "tags"),
+        ({"project": "acme\x00"}, "project"),
+        ({"project": "acme\udc80"}, "project"),
+        ({"project": "p" * 100_000}, "project"),
+        ({"body": "text \ud83d alone"}, "body"),
+        ({"machine_id": "m" * 1_000}, "machine_id"),
+        ({"prov_session": "s\x00"}, "prov_session"),
     ],
 )
 def test_invalid_note_is_refused_naming_the_field(changes: dict[str, object], field: str) -> None:
@@ -378,5 +388,92 @@ def notes(draw: st.DrawFn) -> Note:
 @given(notes())
 def test_any_valid_note_survives_render_then_parse_unchanged(note: Note) -> None:
     validate_note(note)
+
+    assert parse_note(render_note(note)) == note
+
+
+def _yaml_reading(front: str) -> object:
+    from anamnesis.notes import _yaml
+
+    _, loader, _ = _yaml()
+    return yaml.load(front, Loader=loader)
+
+
+def _typed(data: object) -> object:
+    """Values with their types, so 1 and 1.0 and True do not compare equal."""
+    if isinstance(data, dict):
+        return {k: _typed(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_typed(v) for v in data]
+    return (type(data).__name__, data)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(notes())
+def test_the_fast_front_matter_reader_agrees_with_yaml_on_every_rendered_note(note: Note) -> None:
+    from anamnesis.notes import _plain_front_matter, split_front_matter
+
+    front, _ = split_front_matter(render_note(note))
+    fast = _plain_front_matter(front)
+    if fast is not None:
+        assert _typed(fast) == _typed(_yaml_reading(front))
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from(["title", "tags", "confidence", "x"]), st.text(max_size=20)), max_size=4))
+def test_the_fast_front_matter_reader_never_reads_a_line_differently_from_yaml(
+    lines: list[tuple[str, str]],
+) -> None:
+    from anamnesis.notes import _plain_front_matter
+
+    front = "".join(f"{key}: {value}\n" for key, value in lines)
+    fast = _plain_front_matter(front)
+    if fast is None:
+        return
+    assert _typed(fast) == _typed(_yaml_reading(front))
+
+
+# -- front matter from a hostile peer ----------------------------------------------------------
+
+
+def _billion_laughs() -> str:
+    """555 bytes of front matter that expand to 10^9 strings in any loader that follows aliases."""
+    lines = ['lol0: &a0 ["lol"]']
+    for level in range(1, 10):
+        previous = f"*a{level - 1}"
+        lines.append(f"lol{level}: &a{level} [{', '.join([previous] * 10)}]")
+    return "\n".join(lines) + "\n"
+
+
+def test_billion_laughs_front_matter_is_refused_at_parse_time_naming_the_alias() -> None:
+    text = render_note(make_note()).replace("tags:", _billion_laughs() + "tags:", 1)
+
+    with pytest.raises(NoteFormatError, match="alias"):
+        parse_note(text, "semantic/x.md")
+
+
+@pytest.mark.parametrize(
+    ("extra", "reason"),
+    [
+        ("huge: '" + "x" * 70_000 + "'\n", "characters"),
+        # 30,000 brackets overflow the C parser's stack: the process used to die.
+        ("deep: " + "[" * 30_000 + "]" * 30_000 + "\n", "nest"),
+        ("deep: " + "[" * 40 + "]" * 40 + "\n", "nests deeper"),
+        ("many: [" + ", ".join(["1"] * 2_000) + "]\n", "more than"),
+        ("blob: !!binary aGVsbG8=\n", "bytes"),
+        ("pile: !!set {a, b}\n", "set"),
+    ],
+    ids=["huge", "crash-deep", "deep", "many", "binary", "set"],
+)
+def test_unknown_front_matter_keys_hold_only_bounded_plain_data(extra: str, reason: str) -> None:
+    text = render_note(make_note()).replace("tags:", extra + "tags:", 1)
+
+    with pytest.raises(NoteFormatError, match=reason):
+        parse_note(text)
+
+
+def test_a_value_met_twice_is_written_twice_not_as_an_alias_the_parser_would_refuse() -> None:
+    shared = ["a", "b"]
+    note = make_note(extra={"first": shared, "second": shared})
 
     assert parse_note(render_note(note)) == note

@@ -63,7 +63,6 @@ ANTHROPIC = "sk-ant-api03-" + fake(ALNUM + "_-", 93) + "AA"
 GOOGLE = "AIza" + fake(ALNUM + "_-", 35)
 STRIPE_LIVE = "sk_" + "live_" + fake(ALNUM, 24)
 STRIPE_RESTRICTED = "rk_" + "live_" + fake(ALNUM, 24)
-STRIPE_PUBLISHABLE = "pk_" + "live_" + fake(ALNUM, 24)
 STRIPE_TEST = "sk_" + "test_" + fake(ALNUM, 24)
 NPM = "npm_" + fake(ALNUM, 36)
 PYPI = "pypi-" + "AgEIcHlwaS5vcmc" + fake(ALNUM + "_-", 120)
@@ -143,12 +142,6 @@ CORPUS: list[tuple[str, str, tuple[str, ...], tuple[str, ...]]] = [
         ("mistake",),
     ),
     ("stripe restricted env", f"STRIPE_RESTRICTED_KEY={STRIPE_RESTRICTED}", (STRIPE_RESTRICTED,), ()),
-    (
-        "stripe publishable html",
-        f'<script>Stripe("{STRIPE_PUBLISHABLE}")</script>',
-        (STRIPE_PUBLISHABLE,),
-        ("<script>",),
-    ),
     ("stripe test in a test", f'stripe.api_key = "{STRIPE_TEST}"  # test mode', (STRIPE_TEST,), ("# test mode",)),
     ("npm in .npmrc", f"//registry.npmjs.org/:_authToken={NPM}", (NPM,), ("registry.npmjs.org",)),
     ("pypi in .pypirc", f"[pypi]\nusername = __token__\npassword = {PYPI}\n", (PYPI,), ("username = __token__",)),

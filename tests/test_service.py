@@ -145,6 +145,49 @@ async def test_the_service_serves_the_dashboard_on_a_real_socket_and_stops_when_
         assert (await Client().get(again.url + "/"))[0] == 200
 
 
+def _silent_client(port: int, request: bytes) -> bytes:
+    """Send part of a request, then nothing: what the server says before it hangs up."""
+    with socket.create_connection(("127.0.0.1", port), timeout=BOUND) as conn:
+        conn.sendall(request)
+        received = b""
+        while chunk := conn.recv(65536):  # b"" once the server closes; a timeout fails the test
+            received += chunk
+        return received
+
+
+async def _write_request_start(url: str) -> bytes:
+    """The start of a real dashboard write (session cookie, Origin, CSRF token) whose promised
+    body never comes: the app waits on it, so only a read timeout frees the connection."""
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    request = urllib.request.Request(url + "/health", headers={"Accept": "application/json"})
+
+    def fetch() -> str:
+        with opener.open(request, timeout=BOUND) as response:
+            return str(json.loads(response.read())["csrf_token"])
+
+    csrf = await anyio.to_thread.run_sync(fetch)
+    cookies = "; ".join(f"{c.name}={c.value}" for c in jar)
+    host = url.removeprefix("http://")
+    return (
+        f"POST /new HTTP/1.1\r\nHost: {host}\r\nOrigin: {url}\r\nCookie: {cookies}\r\n"
+        f"X-CSRF-Token: {csrf}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{"
+    ).encode()
+
+
+@pytest.mark.parametrize("quiet", ["slow-headers", "half-open-body"])
+async def test_a_client_that_goes_quiet_mid_request_is_dropped(config: Config, quiet: str) -> None:
+    async with running_service(config, client_timeout=0.5) as (info, _):
+        if quiet == "slow-headers":  # slowloris: headers never finished
+            start = f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{info.port}\r\nX-Slow: ".encode()
+        else:
+            start = await _write_request_start(info.url)
+
+        await anyio.to_thread.run_sync(_silent_client, info.port, start)
+
+        assert (await Client().get(info.url + "/"))[0] == 200  # and the dashboard still answers
+
+
 async def test_a_second_service_on_the_same_home_says_one_is_already_running(config: Config) -> None:
     async with running_service(config) as (info, _):
         with pytest.raises(BusyError, match=f"already running .*{info.url}"):
@@ -328,6 +371,16 @@ async def test_a_wildcard_address_a_taken_port_or_no_home_is_a_clear_error(confi
     with pytest.raises(HomeNotInitializedError, match="anamnesis init"):
         await run_service(elsewhere, ServiceOptions(port=0), handle_signals=False)
     assert not (tmp_path / "nowhere").exists()
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "0"])
+async def test_serve_on_every_interface_is_refused_before_a_token_is_made(config: Config, host: str) -> None:
+    result = anamnesis("serve", "--host", host, "--port", "0", "--no-sync")
+
+    assert result.returncode != 0
+    assert "does not bind every interface" in result.stderr
+    assert "token" not in result.stdout.lower()
+    assert "dashboard" not in json.loads(config.layout.config_path.read_text(encoding="utf-8"))
 
 
 # -- service install | uninstall ----------------------------------------------------------------------

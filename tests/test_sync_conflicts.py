@@ -133,3 +133,34 @@ async def test_a_delete_that_syncs_second_still_loses_to_the_edit(pair: tuple[Ma
     for machine in (laptop, desktop):
         (kept,) = notes(machine)
         assert kept.body.endswith("Edited first.")
+
+
+async def test_machines_appending_to_one_note_at_once_merge_without_conflict_copies(
+    tmp_path: Path, hub: Hub
+) -> None:
+    """Several machines append a line to the same note every round and all sync at once."""
+    machines = [await make_machine(tmp_path, f"m{i}", hub) for i in range(4)]
+    shared = await machines[0].write("Running log", "## Log\n- started", type="episodic")
+    for machine in machines:
+        await machine.sync()
+    for round_ in range(3):
+        for machine in machines:
+            async with open_memory(machine.config) as memory:
+                note = await memory.get(shared.id)
+                await memory.write(NoteDraft(type=note.type, title=note.title, note_id=note.id,
+                                             body=note.body + f"\n- {machine.name} round {round_}"))
+        async with anyio.create_task_group() as tasks:
+            for machine in machines:
+                tasks.start_soon(machine.sync)
+    for _ in range(2):  # let every machine see the last merge
+        for machine in machines:
+            await machine.sync()
+
+    bodies = set()
+    for machine in machines:
+        (note,) = notes(machine)  # one note: no conflict copy anywhere
+        bodies.add(note.body)
+        for other in machines:
+            for round_ in range(3):
+                assert f"- {other.name} round {round_}" in note.body
+    assert len(bodies) == 1  # the same lines in the same order on every machine

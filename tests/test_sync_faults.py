@@ -5,8 +5,10 @@ nothing duplicated."""
 
 from __future__ import annotations
 
+import os
 import random
 import re
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -204,3 +206,39 @@ async def test_four_syncs_at_once_on_one_machine_lose_nothing_and_leave_nothing_
     assert (await laptop.sync()).ok
     await desktop.sync()
     assert titles(desktop) == [f"Concurrent {i}" for i in range(4)]
+
+
+async def test_a_sync_killed_inside_the_merge_leaves_a_state_the_next_sync_completes(tmp_path: Path, hub: Hub) -> None:
+    laptop = await make_machine(tmp_path, "laptop", hub)
+    desktop = await make_machine(tmp_path, "desktop", hub)
+    shared = await laptop.write("Shared", "version one")
+    await laptop.sync()
+    await desktop.sync()
+    await laptop.write("Shared", "version two", note_id=shared.id)
+    added = await laptop.write("Added on the laptop", "arrives with the merge")
+    await laptop.sync()
+    await desktop.write("Mine", "written on the desktop meanwhile")  # so the desktop must really merge
+    # What a SIGKILL inside the merge step leaves behind: the hub's objects fetched, a private
+    # index of the merge, a fast-forward that had written one file of the work tree but not the
+    # index (git's index.lock still there) nor moved main.
+    await desktop.git("fetch", "-q", str(hub.repo()), "+refs/heads/main:refs/remotes/hub/main")
+    added_rel = f"semantic/{added.id}.md"
+    (desktop.memory_dir / added_rel).write_text(await desktop.git("show", f"hub/main:{added_rel}") + "\n")
+    stale = time.time() - 600
+    for name in ("index.lock", "anamnesis-sync-4242-1.index"):
+        leftover = desktop.memory_dir / ".git" / name
+        leftover.write_text("")
+        os.utime(leftover, (stale, stale))
+
+    report = await desktop.sync()
+
+    assert report.ok
+    assert report.pushed
+    assert report.conflicts == []
+    assert sorted(report.recovered_locks) == [".git/anamnesis-sync-4242-1.index", ".git/index.lock"]
+    await laptop.sync()
+    assert laptop.note_files() == desktop.note_files()
+    texts = desktop.note_files()
+    assert len(texts) == 3
+    assert "version two" in texts[f"semantic/{shared.id}.md"]
+    assert await desktop.git("status", "--porcelain") == ""

@@ -8,6 +8,7 @@ results with `toolUseResult`, meta and slash-command records, compaction, bookke
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -458,3 +459,26 @@ def test_the_conversation_for_a_model_has_every_step(tmp_path: Path) -> None:
     assert ("user", "/compact") in [(t.role, t.text) for t in turns]
     assert "summary" in roles
     assert not any("noise, not a prompt" in t.text for t in turns)
+
+
+def test_only_a_regular_file_is_read_as_a_transcript(tmp_path: Path) -> None:
+    fifo = tmp_path / "transcript.fifo"
+    os.mkfifo(fifo)  # a plain open() would wait here for a writer, forever
+    for path in (fifo, Path("/dev/zero"), tmp_path):
+        read = read_transcript(path)
+        assert (read.bytes_read, read.cursor.offset) == (0, 0), path
+        assert list(conversation(path)) == [], path
+
+
+def test_a_read_stops_at_the_size_the_file_had_when_it_was_opened(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+    line = json.dumps(envelope("user", message={"role": "user", "content": "first ask"})) + "\n"
+    path.write_text(line * 3, encoding="utf-8")
+
+    first = read_transcript(path)
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(line)
+    second = read_transcript(path, first.cursor)
+
+    assert first.cursor.offset == len(line.encode()) * 3
+    assert second.bytes_read == len(line.encode())

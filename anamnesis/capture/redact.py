@@ -5,8 +5,10 @@ Everything a capture writes passes through `redact`, and sync refuses to push a 
 regexes written to run in linear time: every repetition is bounded or possessive, each pattern
 starts with a literal or a keyword (so the regex engine can skip ahead to candidates; a word
 boundary is checked afterwards in Python, since a leading lookbehind would defeat that), and a
-rule whose trigger is absent from the text is skipped without a scan. `redact` is idempotent: a
-marker never matches a rule.
+rule whose trigger is absent from the text is skipped without a scan (the Telegram and Discord
+token shapes have no literal; they start with a digit or one of three capitals, and are bounded).
+`redact` is idempotent: a marker never matches a rule. `tests/redaction/` holds the corpus of
+secrets that must be caught and look-alikes that must pass.
 
 Precision matters as much as recall, because a false positive blocks a sync: a key name alone
 (`max_tokens = 4096`, `author: Ann`, `password: str`) is not a secret, and neither is a value
@@ -96,7 +98,8 @@ _PROVIDER_RULES: tuple[_Rule, ...] = (
     _token("google-api-key", r"AIza[0-9A-Za-z_-]{35}", ("aiza",), glue="_-"),
     _token("google-oauth-secret", r"GOCSPX-[A-Za-z0-9_-]{20,}+", ("gocspx-",)),
     _token("google-oauth-token", r"ya29\.[0-9A-Za-z_-]{20,}+", ("ya29.",)),
-    _token("stripe-key", r"(?:sk|rk|pk)_(?:live|test)_[0-9A-Za-z]{10,}+", ("_live_", "_test_")),
+    # Publishable keys (`pk_live_…`) are public by design: they ship in every checkout page.
+    _token("stripe-key", r"(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{10,}+", ("_live_", "_test_")),
     _token("stripe-webhook-secret", r"whsec_[A-Za-z0-9]{20,}+", ("whsec_",)),
     _token("npm-token", r"npm_[A-Za-z0-9]{30,}+", ("npm_",), _random_token("npm-token")),
     _token("pypi-token", r"pypi-Ag[A-Za-z0-9_-]{40,}+", ("pypi-",)),
@@ -117,6 +120,34 @@ _PROVIDER_RULES: tuple[_Rule, ...] = (
             r"\s*[\"']?(?P<secret>[A-Za-z0-9/+=]{40})(?![A-Za-z0-9/+=])"
         ),
         ("aws",),
+    ),
+    _token("docker-hub-token", r"dckr_(?:pat|oat)_[A-Za-z0-9_-]{20,}+", ("dckr_",)),
+    _token("shopify-token", r"shp(?:at|ss|ca|pa)_[a-fA-F0-9]{32}(?![0-9A-Za-z])", ("shp",)),
+    _token("mailgun-api-key", r"key-[0-9a-z]{32}(?![0-9A-Za-z])", ("key-",), _random_token("mailgun-api-key"), "_"),
+    _token("vault-token", r"hv[sbr]\.[A-Za-z0-9_-]{24,}+", ("hv",), _random_token("vault-token"), "_-"),
+    # Telegram bot tokens: the bot's numeric id, a colon, then 35 characters starting with AA;
+    # in API URLs they follow `/bot` with nothing in between.
+    _Rule("telegram-bot-token", re.compile(r"(?P<secret>[0-9]{6,12}+:AA[A-Za-z0-9_-]{30,40}+)"), (":aa",), glue=None),
+    # Discord bot tokens: base64 of the bot's id, a 6-character timestamp, an HMAC.
+    _token(
+        "discord-bot-token",
+        r"[MNO][A-Za-z0-9_-]{23,27}+\.[A-Za-z0-9_-]{6}\.[A-Za-z0-9_-]{27,40}+(?![A-Za-z0-9_-])",
+        (),
+        _random_token("discord-bot-token"),
+        "_-.",
+    ),
+    _Rule(
+        "gcp-private-key-id",
+        re.compile(r"private_key_id[\"']?\s*[:=]\s*[\"']?(?P<secret>[0-9a-f]{40})(?![0-9A-Za-z])"),
+        ("private_key_id",),
+    ),
+    # Azure shared access signatures: the `sig` parameter is the HMAC that grants the access.
+    _Rule(
+        "azure-sas-signature",
+        re.compile(r"sig=(?P<secret>[A-Za-z0-9%+/=]{16,256}+)"),
+        ("sig=",),
+        lambda m: "azure-sas-signature" if m.start() > 0 and m.string[m.start() - 1] in "?&;" else None,
+        glue=None,
     ),
     _token("jwt", r"eyJ[A-Za-z0-9_-]{10,}+\.eyJ[A-Za-z0-9_-]{10,}+\.[A-Za-z0-9_-]*+", ("eyj",), glue="_-"),
 )
@@ -161,10 +192,111 @@ def _judge_prose(match: re.Match[str]) -> str | None:
         return None
     if not (_looks_random(value) or (value.isdigit() and len(value) >= 8)):
         return None  # "the password is required", "the key is to cache"
+    if kind != "password" and _IDENTIFIER_PARTS_RE.fullmatch(value):
+        return None  # "the cache key is user:42:profile": words and small numbers, a name
     return kind
 
 
+# A structured name: lower-case words and short numbers joined by `:`, `/`, `.`, `-` or `_`.
+_IDENTIFIER_PARTS_RE = re.compile(r"(?:[a-z]+[0-9]{0,3}|[0-9]{1,6})(?:[:/._-](?:[a-z]+[0-9]{0,3}|[0-9]{1,6}|\*))+")
+
+
+def _judge_given_value(match: re.Match[str]) -> str | None:
+    """A value in a place only a password goes (`mysql -p…`, `sshpass -p …`, `.netrc`)."""
+    return None if _is_no_secret(match.group("secret")) else "password"
+
+
+_NETRC_ENTRY_RE = re.compile(r"(?:machine[ \t]+\S{1,253}|default)\s+\Z")
+
+
+def _judge_netrc(match: re.Match[str]) -> str | None:
+    """`login … password …` counts only right after `machine <host>` or `default`."""
+    if _NETRC_ENTRY_RE.search(match.string, max(0, match.start() - 300), match.start()) is None:
+        return None
+    return _judge_given_value(match)
+
+
+# Words that end a passphrase: function words and the words that describe a password rather
+# than spell one ("the password is required and must be at least 12 characters").
+_PHRASE_STOP_WORDS = (
+    "a an the and or but nor if then than so as at by for from in into of on onto to with without via per"
+    " is are was were be been being am do does did has have had can could will would shall should may might"
+    " must need needs not no yes this that these those it its there here what which who whom whose when where"
+    " why how all any each every some same other such only own too very just also again still even ever never"
+    " i you he she we they me him her us them my your his our their mine yours"
+    " required optional needed missing empty blank hidden masked hashed salted stored encrypted encoded saved"
+    " kept changed reset rotated expired expires expiring incorrect wrong invalid valid weak strong long short"
+    " length characters chars letters digits numbers symbols minimum maximum min max least most field prompt"
+    " prompted policy rule rules default value see use used using set unset none null"
+    " rotation schedule review manager management requirements guidelines flow design notes setup storage"
+    " handling change update recovery strength meter"
+)
+_PHRASE_WORD = r"(?!(?i:" + "|".join(sorted(_PHRASE_STOP_WORDS.split(), key=len, reverse=True)) + r")(?![A-Za-z]))"
+_PHRASE_WORD += r"(?:[a-z]{2,24}+|[A-Z][a-z]{1,23}+)(?![A-Za-z0-9_])"
+
+
+def _judge_passphrase(match: re.Match[str]) -> str | None:
+    """Three or more plain words said or assigned as a password, up to the end of the phrase.
+
+    A passphrase is the words themselves; a description of a password has function words
+    ("is required and must…"), which end the phrase early, so it is too short to count.
+    """
+    name = _name_before(match.string, match.start()) + match.group("kw") + match.group("tail")
+    if secret_name_kind(name) != "password":
+        return None
+    rest = match.string[match.end() : match.end() + 40].lstrip(" \t")
+    if rest[:1].isalnum():
+        return None  # more words follow: a sentence about the password, not the password
+    return "password"
+
+
 _CONTEXT_RULES: tuple[_Rule, ...] = (
+    _Rule(
+        "password",  # mysql -uroot -pS3cret (attached: `-p dbname` prompts and names a database)
+        re.compile(
+            r"(?:mysql|mariadb)(?:dump|admin|import|check|sh)?+[ \t][^\n|;&]{0,200}?[ \t]-p[\"']?+"
+            + _NOT_MARKER
+            + r"(?P<secret>[^\s\"'`-][^\s\"'`]{0,255}+)"
+        ),
+        ("mysql", "mariadb"),
+        _judge_given_value,
+    ),
+    _Rule(
+        "password",  # sshpass -p 'pw' ssh host
+        re.compile(
+            r"sshpass[ \t]+(?:-[a-oq-z]\S{0,64}+[ \t]+){0,4}+-p[ \t]*[\"']?+"
+            + _NOT_MARKER
+            + r"(?P<secret>[^\s\"'`]{1,256}+)"
+        ),
+        ("sshpass",),
+        _judge_given_value,
+    ),
+    _Rule(
+        "password",  # docker login -u me -p pw registry.example.com (podman, helm registry, …)
+        re.compile(
+            r"(?:docker|podman|nerdctl|buildah|skopeo|oras|helm[ \t]+registry)[ \t]+login[^\n|;&]{0,200}?"
+            r"[ \t](?:-p|--password)(?:=|[ \t]+)[\"']?+" + _NOT_MARKER + r"(?P<secret>[^\s\"'`]{1,256}+)"
+        ),
+        ("docker", "podman", "nerdctl", "buildah", "skopeo", "oras", "helm"),
+        _judge_given_value,
+    ),
+    _Rule(
+        "password",  # .netrc: machine host login user password pw (on one line or several)
+        re.compile(r"login[ \t]+\S{1,256}+\s+password[ \t]+" + _NOT_MARKER + r"(?P<secret>\S{1,256}+)"),
+        ("machine", "default"),
+        _judge_netrc,
+    ),
+    _Rule(
+        "password",  # password: correct horse battery staple / the wifi password is purple monkey dishwasher
+        re.compile(
+            r"(?P<kw>[Pp]ass(?:word|phrase|wd)|PASS(?:WORD|PHRASE|WD))(?P<tail>[A-Za-z0-9_]{0,30}+)"
+            r"(?:[\"']?[ \t]*[:=]|[ \t]+(?:is|was|(?:(?:is|was)[ \t]+)?(?:now[ \t]+)?(?:set|changed)[ \t]+to))[ \t]+"
+            r"[\"'`\u201c]?+" + _NOT_MARKER + r"(?P<secret>" + _PHRASE_WORD + r"(?:[ \t-]" + _PHRASE_WORD + r"){2,7}+)"
+        ),
+        ("pass",),
+        _judge_passphrase,
+        glue=None,
+    ),
     _Rule(
         "url-password",  # scheme://user:password@host: the user and the host stay
         re.compile(
@@ -225,6 +357,7 @@ _CONTEXT_RULES: tuple[_Rule, ...] = (
 
 _PASSWORD_WORDS = _words("password passwd pwd passphrase pass passcode pw")
 _TOKEN_WORDS = _words("token accesstoken authtoken refreshtoken bearertoken idtoken")
+_AUTH_WORDS = _words("auth authorization")
 _SECRET_WORDS = _words(
     "secret credential credentials creds apikey privatekey secretkey accesskey auth authorization sessionid"
 )
@@ -240,6 +373,7 @@ _META_WORDS = _words(
     " timeout env var field header prefix format hint policy pattern regex label placeholder id ids endpoint"
     " mode strategy provider method required enabled index column rule rules kind flow scope scopes usage hash"
     " reset rotation store manager helper command cmd source location service budget estimate estimator"
+    " backend host server domain realm issuer audience scheme algorithm region username email version"
 )
 _SEGMENT_RE = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
 
@@ -258,6 +392,8 @@ def secret_name_kind(name: str, *, env: bool = False) -> str | None:
             return "password"
         if word in _TOKEN_WORDS or (len(word) > 5 and word.endswith("token")):
             kind = kind or "token"
+        elif word in _AUTH_WORDS and i < len(words) - 1:
+            continue  # `AUTH_BACKEND=ldap`, `auth_domain`: about authentication, not a credential
         elif word in _SECRET_WORDS or (len(word) > 6 and word.endswith(("secret", "apikey"))):
             kind = kind or "secret"
         elif word == "key" and (env or (i > 0 and words[i - 1] in _KEY_QUALIFIERS)):
@@ -273,12 +409,20 @@ _STAND_IN_WORDS = _words(
 _PLACEHOLDER_RE = re.compile(
     r"\$\{[^}]*\}?|\$[A-Za-z_]\w*|%[A-Za-z_]\w*%|\{\{.*|<[^>]*>?|(.)\1{2,}|\.\.\.|…"
     r"|(?:~|\.{1,2})?/[\w.~/@+-]*|(?:os\.environ|os\.getenv|process\.env|env\(|getenv\().*"
+    # `$(gh auth token)`, `` `pass show x` ``: the secret is fetched when the line runs, not written
+    r"|\$\(.*|`.*"
+    # f"user:{user_id}:profile": a template filled in by code
+    r"|[frbuFRBU]{1,2}[\"'].*|.*\{[A-Za-z_][\w.]*\}.*"
+    # Stripe publishable keys are public by design
+    r"|pk_(?:live|test)_[0-9A-Za-z]+"
 )
 _DOTTED_RE = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
 # Versions (`v4.37.7`, `2.1.0-rc1`) and ticket ids (`BUG-6657`, `ACME-3175`) mix letters and
 # digits like a token, and follow "auth:" or "key:" in prose all the time.
 _VERSION_OR_TICKET_RE = re.compile(r"[vV]?\d+(?:\.\d+)+(?:[-+][0-9A-Za-z.]+)?|[A-Z][A-Z0-9]{1,11}-\d{1,7}")
 _CODE_IDENT_RE = re.compile(r"_*[a-z]+(?:_+[a-z]+)+|[a-z]+(?:[A-Z][a-z]*)+")
+# `token = await get_token()`, `key = new Key()`: an expression follows, not a value.
+_CODE_KEYWORDS = _words("await new yield typeof function lambda async not")
 _CALL_RE = re.compile(r"[A-Za-z_]\w*\(|\[")
 
 
@@ -304,7 +448,7 @@ def _judge_value(name: str, value: str, *, quoted: bool, colon: bool, after: str
         return kind
     if value.isdigit() and len(value) < 8:
         return None  # ports, counts, timeouts
-    if len(value) < 4 or after[:1] in ("(", "[", ".") or _CALL_RE.search(value):
+    if len(value) < 4 or after[:1] in ("(", "[", ".") or _CALL_RE.search(value) or value in _CODE_KEYWORDS:
         return None  # a call, an index, an attribute: code, not a value
     has_digit = any(c.isdigit() for c in value)
     if _DOTTED_RE.fullmatch(value) and not has_digit:

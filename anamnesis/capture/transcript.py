@@ -18,10 +18,10 @@ import hashlib
 import json
 import os
 import re
+import stat
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from anamnesis.capture.redact import clip_redacted
 
@@ -150,6 +150,30 @@ class TranscriptRead:
     restarted: bool  # the file was replaced or shrank, so it was read from the start
 
 
+def open_transcript(path: str | os.PathLike[str]) -> tuple[IO[bytes], int] | None:
+    """The transcript at `path`, open for reading, and its size now; None when it is not a
+    regular file we can read (missing, a directory, a FIFO, a device, a socket).
+
+    The path comes from a hook's payload: a FIFO would block `open` until a writer appears and
+    `/dev/zero` never ends, so the open never waits (O_NONBLOCK) and only a regular file is read,
+    no further than the size it had when opened.
+    """
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError:
+        return None
+    try:
+        info = os.fstat(fd)
+    except OSError:
+        os.close(fd)
+        return None
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        return None
+    return os.fdopen(fd, "rb"), info.st_size
+
+
 def read_transcript(
     path: str | os.PathLike[str],
     cursor: TranscriptCursor | None = None,
@@ -161,24 +185,24 @@ def read_transcript(
     A missing file reads as nothing new: at SessionStart the transcript may not exist yet.
     """
     cursor = cursor or TranscriptCursor()
-    try:
-        handle = open(path, "rb")  # noqa: SIM115 - closed below; `with` would hide the early return
-    except (FileNotFoundError, IsADirectoryError, PermissionError):
+    opened = open_transcript(path)
+    if opened is None:
         return TranscriptRead(cursor.digest, cursor, 0, 0, False)
+    handle, size = opened
     with handle:
-        size = os.fstat(handle.fileno()).st_size
         restarted = False
         if cursor.offset and not _same_file(handle, size, cursor):
             cursor, restarted = TranscriptCursor(), True
         builder = _Builder(cursor.digest)
         handle.seek(cursor.offset)
         offset, parsed = cursor.offset, 0
-        while line := handle.readline(max_line_bytes):
+        # Up to the size at open: what is appended meanwhile is read next time.
+        while line := handle.readline(min(max_line_bytes, size - offset)):
             if line.endswith(b"\n"):
                 offset += len(line)
                 parsed += builder.feed(line)
             elif len(line) >= max_line_bytes:
-                rest, ended = _skip_line(handle)
+                rest, ended = _skip_line(handle, size - offset - len(line))
                 if not ended:
                     break  # an oversized line still being written
                 offset += len(line) + rest
@@ -208,10 +232,11 @@ def _same_file(handle: Any, size: int, cursor: TranscriptCursor) -> bool:
     return hashlib.sha256(handle.read(cursor.head_len)).hexdigest() == cursor.head_sha
 
 
-def _skip_line(handle: Any) -> tuple[int, bool]:
-    """Read past the rest of an oversized line: (bytes skipped, whether a newline ended it)."""
+def _skip_line(handle: Any, limit: int) -> tuple[int, bool]:
+    """Read past the rest of an oversized line, at most `limit` bytes: (bytes skipped, whether
+    a newline ended it)."""
     skipped = 0
-    while chunk := handle.readline(1024 * 1024):
+    while chunk := handle.readline(min(1024 * 1024, limit - skipped)):
         skipped += len(chunk)
         if chunk.endswith(b"\n"):
             return skipped, True
@@ -456,14 +481,17 @@ def conversation(path: str | os.PathLike[str], *, max_text: int = 65_536) -> Ite
     Unlike `read_transcript` this reads every line, tool results included; it is for the
     detached summarizer, not the hook.
     """
-    try:
-        handle = Path(path).open("rb")  # noqa: SIM115 - closed by the `with` below
-    except (FileNotFoundError, IsADirectoryError, PermissionError):
+    opened = open_transcript(path)
+    if opened is None:
         return
+    handle, size = opened
     with handle:
-        while line := handle.readline(MAX_LINE_BYTES):
+        read = 0
+        while line := handle.readline(min(MAX_LINE_BYTES, size - read)):
+            read += len(line)
             if not line.endswith(b"\n") and len(line) >= MAX_LINE_BYTES:
-                _skip_line(handle)
+                skipped, _ended = _skip_line(handle, size - read)
+                read += skipped
                 continue
             record = _loads(line)
             if isinstance(record, dict) and record.get("isSidechain") is not True:

@@ -12,9 +12,17 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import anyio.to_thread
 
-from anamnesis.cli.output import ProgressBar, Style, format_hit, format_note, format_summary, print_json
+from anamnesis.cli.output import (
+    ProgressBar,
+    Style,
+    format_hit,
+    format_note,
+    format_summary,
+    print_json,
+    unfiltered,
+)
 from anamnesis.config import Config, Layout, load_config
-from anamnesis.errors import AnamnesisError, NoteValidationError
+from anamnesis.errors import AnamnesisError, BusyError, NoteValidationError
 from anamnesis.home import init_home
 from anamnesis.memory import NoteDraft, open_memory
 from anamnesis.notes import GLOBAL_PROJECT
@@ -116,11 +124,20 @@ async def capture(config: Config, args: argparse.Namespace, io: IO) -> int:
             cursor_dir=config.layout.state_dir / "capture", llm=llm,
         )
     io.out.write(f"{note.id}\n" if note else "Nothing worth keeping in this session.\n")
+    code = 0
     if not args.no_sync and config.has_hub:
         from anamnesis.cli.sync_cli import sync_now
 
-        return await sync_now(config, io)
-    return 0
+        code = await sync_now(config, io)
+    await _upkeep_if_due(config)
+    return code
+
+
+async def _upkeep_if_due(config: Config) -> None:
+    """The background processes (capture, sync) keep the store in shape, at most hourly."""
+    from anamnesis.upkeep import run_upkeep
+
+    await run_upkeep(config)
 
 
 async def uninstall(config: Config, args: argparse.Namespace, io: IO) -> int:
@@ -178,7 +195,7 @@ async def get(config: Config, args: argparse.Namespace, io: IO) -> int:
         path = memory.store.path_for(note.id, note.type, note.scope)
         superseded_by = await memory.superseded_by(note.id)
         if args.raw:
-            io.out.write(await anyio.to_thread.run_sync(path.read_text))
+            unfiltered(io.out).write(await anyio.to_thread.run_sync(path.read_text))
             return 0
     rel = memory.store.rel(path)
     if args.json:
@@ -257,6 +274,31 @@ async def reindex(config: Config, args: argparse.Namespace, io: IO) -> int:
         for problem in report.problems:
             io.out.write(f"skipped {problem.path}: {problem.reason}\n")
     return 0
+
+
+async def upkeep(config: Config, args: argparse.Namespace, io: IO) -> int:
+    from anamnesis.upkeep import run_upkeep
+
+    record = await run_upkeep(config, force=True)
+    if record is None:
+        raise BusyError("upkeep is running in another process; try again when it has finished")
+    if args.json:
+        print_json(io.out, record.as_dict())
+    else:
+        before, after = record.before, record.after
+        io.out.write(
+            f"Repository: {before.loose_objects} loose objects and {before.packs} packs before, "
+            f"{after.loose_objects} and {after.packs} after ({_mib(after.pack_bytes + after.loose_bytes)}); "
+            f"history index {'written' if after.commit_graph else 'missing'}; "
+            f"{record.pruned_files} old state files pruned; {record.seconds:.1f} s.\n"
+        )
+    if record.error:
+        raise AnamnesisError(f"upkeep failed: {record.error}")
+    return 0
+
+
+def _mib(size: int) -> str:
+    return f"{size / (1 << 20):.1f} MiB"
 
 
 async def status(config: Config, args: argparse.Namespace, io: IO) -> int:

@@ -5,12 +5,14 @@ JSON shapes (documented in the README; keys are only ever added, never renamed):
 - note (get): a summary plus body, prov_source, confidence, prov_model, prov_session,
   supersedes, superseded_by, user_id, workspace_id, path, extra
 - search hit: a summary (no machine_id) plus score, snippet (matched words in «»), match
+- failure (any `--json` command, exit status 1): ok (false), error, error_type
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any, TextIO
+import re
+from typing import Any, TextIO, cast
 
 from anamnesis.notes import Note
 from anamnesis.queries import NoteSummary
@@ -20,8 +22,55 @@ from anamnesis.shapes import MARK_CLOSE, MARK_OPEN
 _BOLD, _DIM, _RESET = "\x1b[1m", "\x1b[2m", "\x1b[0m"
 
 
+# What a terminal must never receive from a note (which may come from any machine of the
+# fleet): C0 and C1 control characters, which start escape sequences that retitle or clear the
+# terminal, rewrite the clipboard or hide text, and bidirectional overrides, which reorder
+# what is shown. Newline and tab stay; so do the three styles this module writes itself.
+_OWN_STYLES = frozenset(("\x1b[1m", "\x1b[2m", "\x1b[0m"))
+_UNSAFE_RE = re.compile("\x1b\\[[0-2]m|[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def terminal_safe(text: str) -> str:
+    """`text` with every character a terminal would act on shown as an escape (`\\x1b`)."""
+    return _UNSAFE_RE.sub(_visible, text)
+
+
+def _visible(match: re.Match[str]) -> str:
+    char = match.group()
+    if char in _OWN_STYLES:
+        return char
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+class TerminalSafe:
+    """A text stream for human output: everything written passes through `terminal_safe`.
+
+    The CLI wraps stdout and stderr in one of these; JSON, `get --raw` and the progress bar
+    write to `raw` (`unfiltered`), since they are data or our own control sequences.
+    """
+
+    def __init__(self, raw: TextIO) -> None:
+        self.raw = raw
+
+    def write(self, text: str) -> int:
+        return self.raw.write(terminal_safe(text))
+
+    def __getattr__(self, name: str) -> Any:  # flush, isatty, fileno, encoding…
+        return getattr(self.raw, name)
+
+
+def human_stream(stream: TextIO) -> TextIO:
+    return cast(TextIO, TerminalSafe(stream))
+
+
+def unfiltered(stream: TextIO) -> TextIO:
+    """The stream under a `TerminalSafe`, for data that must pass byte for byte."""
+    return stream.raw if isinstance(stream, TerminalSafe) else stream
+
+
 def print_json(stream: TextIO, value: Any) -> None:
-    stream.write(json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n")
+    unfiltered(stream).write(json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
 class Style:
@@ -77,7 +126,7 @@ class ProgressBar:
     WIDTH = 30
 
     def __init__(self, stream: TextIO, label: str) -> None:
-        self.stream = stream
+        self.stream = unfiltered(stream)  # its \r redraws the line: our own control character
         self.label = label
         self.enabled = stream.isatty()
         self.shown = False

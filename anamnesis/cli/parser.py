@@ -158,6 +158,21 @@ def build_parser() -> argparse.ArgumentParser:
     reindex.add_argument("--full", action="store_true", help="rebuild the index from scratch")
     _json_flag(reindex)
 
+    upkeep = _command(
+        sub,
+        "upkeep",
+        "pack the notes' repository, index its history, prune old state",
+        """
+        Packs memory/.git (every note is a commit, and git's automatic gc is off so that no
+        background commit stalls on it), writes the commit-graph that makes a note's history
+        fast, and forgets per-session files older than 45 days. The service runs this every
+        hour, and so do the background capture and sync; run it by hand after a big import.
+        """,
+        "anamnesis upkeep --json",
+        "upkeep",
+    )
+    _json_flag(upkeep)
+
     status = _command(sub, "status", "counts of notes, index and git state", "", "anamnesis status --json", "status")
     _json_flag(status)
 

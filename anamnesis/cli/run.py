@@ -16,6 +16,7 @@ from typing import Any, TextIO
 import anyio
 
 from anamnesis.cli import commands
+from anamnesis.cli.output import human_stream, print_json
 from anamnesis.config import home_from_env, load_config
 from anamnesis.errors import AnamnesisError
 
@@ -33,12 +34,14 @@ def _handler(name: str) -> Any:
 
 def run_command(args: argparse.Namespace, environ: Mapping[str, str], out: TextIO, err: TextIO) -> int:
     handler = args.handler
+    raw_out = out
+    out, err = human_stream(out), human_stream(err)  # notes come from every machine: no escapes
     try:
         home = home_from_env(environ)
         if handler == "hook":
             from anamnesis.hooks import run_hook
 
-            return run_hook(args.event, sys.stdin, out, environ)
+            return run_hook(args.event, sys.stdin, raw_out, environ)
         if handler == "mcp":  # the MCP SDK runs its own event loop
             return commands.mcp(home, environ)
         config = load_config(home, environ)
@@ -48,6 +51,8 @@ def run_command(args: argparse.Namespace, environ: Mapping[str, str], out: TextI
         return result
     except AnamnesisError as exc:
         err.write(f"anamnesis: error: {exc}\n")
+        if getattr(args, "json", False):  # a script asked for JSON: it gets JSON, failure included
+            print_json(out, {"ok": False, "error": str(exc), "error_type": type(exc).__name__})
         return 1
     except KeyboardInterrupt:
         err.write("anamnesis: interrupted\n")

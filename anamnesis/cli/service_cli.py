@@ -93,10 +93,18 @@ def register(sub: Any, command: CommandFactory) -> None:
 
 async def serve(config: Config, args: argparse.Namespace, io: IO) -> int:
     from anamnesis.dashboard.security import is_loopback
-    from anamnesis.service import ServiceInfo, ServiceObserver, ensure_token, run_service, service_options
+    from anamnesis.service import (
+        ServiceInfo,
+        ServiceObserver,
+        check_listen_address,
+        ensure_token,
+        run_service,
+        service_options,
+    )
 
     logging.basicConfig(stream=io.err, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     options = service_options(config, args.host, args.port, sync=not args.no_sync)
+    await check_listen_address(options)
     if not is_loopback(options.host):
         token, created = await anyio.to_thread.run_sync(ensure_token, config.layout)
         options = replace(options, token=token)

@@ -223,9 +223,16 @@ async def sync(config: Config, args: argparse.Namespace, io: IO) -> int:
 
     report = await run_sync(config)
     if args.json:
-        print_json(io.out, report.as_dict())
+        shown = report.as_dict()
+        if not report.ok:
+            shown["error"] = "; ".join(f"{hub.name}: {hub.error}" for hub in report.hubs if hub.error)
+        print_json(io.out, shown)
     elif not args.quiet:
         _write_report(io, report)
+    if args.quiet:  # how hooks start it in the background: keep the store in shape there (hourly)
+        from anamnesis.upkeep import run_upkeep
+
+        await run_upkeep(config)
     return 0 if report.ok else 1
 
 

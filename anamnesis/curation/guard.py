@@ -116,6 +116,8 @@ def _copy_notes(source: Layout, target: Layout) -> None:
         if not origin.is_dir():
             continue
         for note in origin.glob("*/*.md"):
+            if note.is_symlink() or note.parent.is_symlink():
+                continue  # the store never follows a link; neither does its copy
             destination = target.home / name / note.relative_to(origin)
             destination.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(note, destination)

@@ -59,7 +59,7 @@ async def read_current(mem: Memory, note_id: str) -> Current | None:
 
     def read(found: Path) -> Current | None:
         try:
-            data = found.read_bytes()
+            data = mem.store.read_bytes(found)
         except FileNotFoundError:
             return None
         return Current(mem.store.read_text(data.decode("utf-8", errors="replace"), found), file_digest(data), found)

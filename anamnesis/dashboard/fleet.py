@@ -52,8 +52,10 @@ class Machine:
 def read_fleet_files(memory_dir: Path) -> list[tuple[str, dict[str, Any] | None, str | None]]:
     """(file name, data or None, problem or None) for each `.fleet/*.json` file."""
     directory = memory_dir / FLEET_DIR
+    if directory.is_symlink():
+        return []  # never read through a link a hub may have planted (doctor lists it)
     try:
-        paths = sorted(p for p in directory.iterdir() if p.suffix == ".json" and p.is_file())
+        paths = sorted(p for p in directory.iterdir() if p.suffix == ".json" and p.is_file() and not p.is_symlink())
     except (FileNotFoundError, NotADirectoryError):
         return []
     found: list[tuple[str, dict[str, Any] | None, str | None]] = []

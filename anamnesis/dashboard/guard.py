@@ -25,6 +25,7 @@ from anamnesis.dashboard.security import (
     csrf_valid,
     host_allowed,
     origin_allowed,
+    same_origin_path,
     session_authenticated,
     session_grant,
     token_valid,
@@ -85,19 +86,12 @@ async def _require_login() -> Response | None:
         return redirect(request.path + ("?" + urlencode(rest) if rest else ""), 303)  # type: ignore[return-value]
     if wants_json():
         return await error_response(401, "This dashboard needs its access token (Authorization: Bearer …).")
-    return redirect(url_for("access.login", next=_local_path(request.full_path)), 303)  # type: ignore[return-value]
+    return redirect(url_for("access.login", next=same_origin_path(request.full_path)), 303)  # type: ignore[return-value]
 
 
 def _grant() -> None:
     session["auth"] = session_grant(dashboard().settings)
     session.permanent = True
-
-
-def _local_path(target: str | None) -> str:
-    """`target` when it is a path on this server; "/" otherwise (no open redirect)."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return "/"
-    return target.rstrip("?") or "/"
 
 
 async def _headers(response: Response) -> Response:
@@ -111,7 +105,7 @@ async def _headers(response: Response) -> Response:
 @bp.route("/login", methods=["GET", "POST"])
 async def login() -> Response:
     state = dashboard()
-    next_path = _local_path(request.args.get("next"))
+    next_path = same_origin_path(request.args.get("next"))
     if state.settings.token is None or session_authenticated(state.settings, session):
         return redirect(next_path, 303)  # type: ignore[return-value]
     if request.method == "POST":

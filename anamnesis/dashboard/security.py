@@ -74,11 +74,7 @@ class DashboardSettings:
     address: str | None = None
 
     def __post_init__(self) -> None:
-        if self.host.strip() in WILDCARD_ADDRESSES or (self.address or "x") in WILDCARD_ADDRESSES:
-            raise ConfigError(
-                "the dashboard does not bind every interface: give one address, e.g. --host 127.0.0.1 "
-                "or your tailnet address"
-            )
+        check_bind(self.host, self.address)
         if not self.loopback and not self.token:
             raise ConfigError("a dashboard bound beyond loopback needs an access token")
 
@@ -107,6 +103,15 @@ class DashboardSettings:
     def session_cookie(self) -> str:
         # Cookies are shared by every port of a host: one name per port keeps two homes apart.
         return f"anamnesis-{self.port}"
+
+
+def check_bind(host: str, address: str | None = None) -> None:
+    """Refuse to listen on every interface (`host` as given, `address` as it resolved)."""
+    if host.strip() in WILDCARD_ADDRESSES or (address or "x") in WILDCARD_ADDRESSES:
+        raise ConfigError(
+            "the dashboard does not bind every interface: give one address, e.g. --host 127.0.0.1 "
+            "or your tailnet address"
+        )
 
 
 def is_loopback(host: str) -> bool:
@@ -175,3 +180,18 @@ def bearer_token(authorization: str | None) -> str | None:
         return None
     scheme, _, value = authorization.partition(" ")
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+# What a redirect target may hold: a path and query in printable ASCII, nothing a browser would
+# strip or reinterpret (tab, CR and LF are removed by URL parsers, so `/\t/evil.example` turns
+# into `//evil.example`; a backslash reads as a slash).
+_SAFE_PATH_CHARS = frozenset(chr(c) for c in range(0x21, 0x7F)) - {"\\"}
+
+
+def same_origin_path(target: str | None) -> str:
+    """`target` when it is a path on this dashboard; "/" for anything else (no open redirect)."""
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return "/"
+    if not set(target) <= _SAFE_PATH_CHARS:
+        return "/"
+    return target.rstrip("?") or "/"

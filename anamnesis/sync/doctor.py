@@ -16,6 +16,7 @@ import anyio.to_thread
 from anamnesis.config import Config
 from anamnesis.doctor import Finding
 from anamnesis.errors import AnamnesisError, PeerUnreachableError
+from anamnesis.store import read_regular_file
 from anamnesis.sync import current_config
 from anamnesis.sync.fleet import SyncState, state_path
 from anamnesis.sync.gate import describe_withheld, withheld_kinds
@@ -72,9 +73,12 @@ def _notes_withheld(memory_dir: Path) -> list[Finding]:
     texts: dict[str, str] = {}
     for path in sorted(memory_dir.glob("*/*.md")):
         try:
-            texts[path.relative_to(memory_dir).as_posix()] = path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
+            if path.parent.is_symlink():
+                continue  # never read through a link (the notes check lists it)
+            data = read_regular_file(str(path))
+        except (OSError, AnamnesisError):
             continue
+        texts[path.relative_to(memory_dir).as_posix()] = data.decode("utf-8", errors="replace")
     flagged = sorted(withheld_kinds(texts).items())
     findings = [
         Finding(

@@ -110,6 +110,7 @@ class SyncReport:
     withheld: list[Withheld] = field(default_factory=list)
     recovered_locks: list[str] = field(default_factory=list)
     fleet_published: bool = False
+    left_out: list[str] = field(default_factory=list)  # files in memory/ that are not notes: never committed
 
     @property
     def ok(self) -> bool:
@@ -130,6 +131,9 @@ class SyncReport:
             parts.append(f"{len(self.conflicts)} conflict(s) kept both ways")
         if self.withheld:
             parts.append(f"{len(self.withheld)} note(s) not pushed (secrets)")
+        if self.left_out:
+            shown = ", ".join(self.left_out[:3])
+            parts.append(f"{len(self.left_out)} file(s) in memory/ left out (not notes: {shown})")
         errors = [f"{h.name}: {h.error}" for h in self.hubs if h.error]
         if errors:
             parts.append("failed: " + "; ".join(errors))
@@ -153,6 +157,7 @@ class SyncReport:
             "hubs": [h.as_dict() for h in self.hubs],
             "recovered_locks": list(self.recovered_locks),
             "fleet_published": self.fleet_published,
+            "left_out": list(self.left_out),
         }
 
 
@@ -235,7 +240,10 @@ class SyncEngine:
             logger.warning("removed stale git locks: %s", ", ".join(report.recovered_locks))
         start = await repo.rev("HEAD")
         async with self._git_lock():
-            report.committed = await repo.commit_all(f"anamnesis: sync on {self.machine}") is not None
+            head, report.left_out = await repo.commit_layout(f"anamnesis: sync on {self.machine}")
+            report.committed = head is not None
+        if report.left_out:
+            logger.warning("not synced (not notes): %s", ", ".join(report.left_out[:10]))
         published = False
         for peer in peers:
             result = HubResult(peer.name, peer.url)

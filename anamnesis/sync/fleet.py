@@ -22,10 +22,11 @@ import anyio.to_thread
 
 from anamnesis import __version__
 from anamnesis.config import Config, Layout
-from anamnesis.store import atomic_write_text
+from anamnesis.errors import AnamnesisError
+from anamnesis.layout import FLEET_DIR
+from anamnesis.store import atomic_write_text, read_regular_file
 from anamnesis.sync.peers import configured_peers, sync_settings
 
-FLEET_DIR = ".fleet"
 FLEET_VERSION = 1
 STALE_HEARTBEATS = 3  # a machine silent for this many heartbeats is shown as stale
 
@@ -111,7 +112,7 @@ class FleetEntry:
 def write_fleet_file(memory_dir: Path, entry: FleetEntry) -> str:
     """Write this machine's fleet file atomically; its path relative to memory/. Blocking."""
     rel = fleet_rel_path(entry.machine)
-    atomic_write_text(memory_dir / rel, entry.to_json())
+    atomic_write_text(memory_dir / rel, entry.to_json(), root=memory_dir)
     return rel
 
 
@@ -119,12 +120,14 @@ def read_fleet_files(memory_dir: Path) -> list[FleetEntry]:
     """Every machine's fleet file in memory/; unreadable ones are skipped. Blocking."""
     entries = []
     directory = memory_dir / FLEET_DIR
+    if directory.is_symlink():
+        return []  # never read through a link (doctor lists it)
     with contextlib.suppress(FileNotFoundError, NotADirectoryError):
         for path in sorted(directory.iterdir()):
             if path.suffix != ".json" or path.name.startswith("."):
                 continue
-            with contextlib.suppress(OSError, UnicodeDecodeError):
-                entry = FleetEntry.from_json(path.read_text(encoding="utf-8"))
+            with contextlib.suppress(OSError, UnicodeDecodeError, AnamnesisError):
+                entry = FleetEntry.from_json(read_regular_file(str(path)).decode("utf-8"))
                 if entry is not None:
                     entries.append(entry)
     return entries

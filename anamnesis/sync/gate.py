@@ -4,12 +4,17 @@
 and this keeps them off the hub too.)
 
 Capture redacts secrets before it writes, but a note written by hand, by a model, or by an
-older release may still hold one. Before each push, every note blob the push would send is
-scanned with `find_secrets`. When one matches, the push sends a single commit on top of the
-hub's head instead: this machine's whole tree except the notes that still match (those keep
-the hub's version, or are left out). Locally, main becomes that commit plus one commit that
-holds the withheld notes, so nothing here is lost and the history that held the secret is
-never pushed. Once the note is fixed (or deleted), the next sync sends it.
+older release may still hold one. Before each push, every blob the push would send is
+scanned with `find_secrets`, whatever its path, and every path that holds a flagged blob is
+held back: judged per tree entry, so a copy under another name cannot hide a note. So is
+anything memory/ may not hold (`anamnesis.layout`: a link, a file committed by hand outside
+the note layout), which every other machine would refuse to take in.
+
+Then the push sends a single commit on top of the hub's head: this machine's whole tree
+except what is held back (those paths keep the hub's version, or are left out). Locally,
+main becomes that commit plus one commit that holds the withheld files, so nothing here is
+lost and the history that held the secret is never pushed. Once the note is fixed (or
+deleted), the next sync sends it.
 """
 
 from __future__ import annotations
@@ -21,10 +26,11 @@ import anyio.to_thread
 from anamnesis.capture.redact import find_secrets
 from anamnesis.errors import NoteFormatError
 from anamnesis.notes import parse_note
-from anamnesis.sync.repo import SyncRepo
+from anamnesis.sync.incoming import refused_entries
+from anamnesis.sync.repo import SyncRepo, TreeEntry
 
-_SCANNED_SUFFIX = ".md"
 MARKERS_KIND = "unresolved-conflict-markers"
+NOT_A_NOTE_KIND = "not-a-note"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +50,9 @@ class Withheld:
     def describe(self) -> str:
         """Which note and why, with the fix: what the sync tells the user."""
         name = f"{self.note_id} ({self.title})" if self.note_id else self.path
+        if all(k.startswith(NOT_A_NOTE_KIND) for k in self.kinds):
+            what = "; ".join(k.partition(": ")[2] for k in self.kinds)
+            return f"{name} is {what}, which memory/ may not hold; move it out of memory/, then sync again"
         fix = "remove the secret" if any(k != MARKERS_KIND for k in self.kinds) else "resolve the conflict in it"
         return f"{name} looks like it holds {', '.join(self.kinds)}; {fix}, then sync again"
 
@@ -87,22 +96,24 @@ async def plan_push(repo: SyncRepo, theirs: str | None, machine: str) -> PushPla
     head = await repo.rev("HEAD")
     if head is None or head == theirs or (theirs is not None and await repo.is_ancestor(head, theirs)):
         return PushPlan(rev=None)
-    listing = await repo.run("rev-list", "--objects", head, *(["--not", theirs] if theirs else []))
-    candidates: list[str] = []
-    for line in listing.stdout.decode("utf-8", errors="surrogateescape").splitlines():
-        oid, _, path = line.partition(" ")
-        if path.endswith(_SCANNED_SUFFIX):
-            candidates.append(oid)
-    if not candidates:
-        return PushPlan(rev=head)
+    # What no machine may take in (a link, a stray file committed by hand) is held back like a
+    # secret, so the hub never holds what would stop every other machine's sync.
+    misplaced = {r.path: (f"{NOT_A_NOTE_KIND}: {r.problem}",) for r in await refused_entries(repo, theirs, head)}
+    candidates = await repo.blobs_sent(head, theirs)
     blobs = await repo.blobs(candidates)
     texts = {oid: data.decode("utf-8", errors="replace") for oid, data in blobs.items()}
     secret = await anyio.to_thread.run_sync(withheld_kinds, texts)
-    if not secret:
+    if not secret and not misplaced:
         return PushPlan(rev=head)
+    # Judged per tree entry, not per name rev-list gave a blob: every path holding a flagged
+    # blob is held back, whatever it is called.
     entries = await repo.tree_entries(head)
-    withheld_entries = [e for e in entries if e.oid in secret and e.path.endswith(_SCANNED_SUFFIX)]
-    withheld = [describe_withheld(e.path, texts.get(e.oid, ""), secret[e.oid]) for e in withheld_entries]
+    flagged = {e.path: (e.oid, secret[e.oid]) for e in entries if e.oid in secret}
+    for path, kinds in misplaced.items():
+        oid, found = flagged.get(path, ("", ()))
+        flagged[path] = (oid, (*found, *kinds))
+    withheld_entries = [TreeEntry("", oid, path) for path, (oid, _) in sorted(flagged.items())]
+    withheld = [describe_withheld(path, texts.get(oid, ""), kinds) for path, (oid, kinds) in sorted(flagged.items())]
     # The commit the hub gets: our tree, with each withheld path as the hub has it (or absent).
     hub_versions = (
         {e.path: e for e in await repo.tree_entries(theirs, [e.path for e in withheld_entries])}

@@ -21,6 +21,7 @@ from pathlib import PurePosixPath
 from anamnesis.errors import NoteFormatError, SyncError
 from anamnesis.ids import new_ulid
 from anamnesis.notes import NOTE_TYPES, normalize_tags, parse_note, render_note
+from anamnesis.sync.incoming import check_incoming
 from anamnesis.sync.repo import SyncRepo, TreeEntry
 
 logger = logging.getLogger(__name__)
@@ -81,6 +82,7 @@ async def integrate(repo: SyncRepo, theirs_ref: str, machine: str, hub_name: str
     outcome = MergeOutcome()
     if theirs is None or theirs == ours or (ours is not None and await repo.is_ancestor(theirs, ours)):
         return outcome
+    await check_incoming(repo, ours, theirs, hub_name)
     if ours is None or await repo.is_ancestor(ours, theirs):
         await repo.fast_forward(theirs)
         outcome.head, outcome.fast_forward = theirs, True

@@ -7,16 +7,17 @@ separate notes. It never writes conflict markers: a collision leaves %A as it wa
 
 What merges: edits to different front-matter keys; list keys (tags, supersedes) as sets with
 additions and removals from both sides; `updated_at` as the later time and `machine_id` from
-the side edited last; bodies changed in different places (`git merge-file`), and bodies both
-sides only appended to (session logs), keeping both tails. What collides: the same key or the
-same lines changed two ways, or the same new file written twice with different text.
+the side edited last; bodies changed in different places, and lines both sides added at the
+same place (session logs, running lists), kept hub's first so every machine ends with one
+order. What collides: the same key or the same lines changed two ways, or the same new file
+written twice with different text.
 """
 
 from __future__ import annotations
 
+import difflib
 import subprocess
 import sys
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -106,13 +107,13 @@ def merge_front_matter(base: Mapping[str, Any], ours: Mapping[str, Any], theirs:
     keys = list(ours) + [k for k in theirs if k not in ours]
     keys += [k for k in base if k not in keys]
     times = [str(side.get(_TIME_KEY, "")) for side in (base, ours, theirs)]
-    newer_is_theirs = times[2] > times[1]
+    ours_is_newer = times[1] > times[2]  # a tie (edits within one second) goes to the hub
     both_edited = times[1] != times[0] and times[2] != times[0]
     merged: dict[str, Any] = {}
     for key in keys:
         b, o, t = base.get(key, _MISSING), ours.get(key, _MISSING), theirs.get(key, _MISSING)
-        if key in _LATEST_WINS and both_edited:
-            value = t if newer_is_theirs else o  # the machine that edited last, even if its value is the old one
+        if key in _LATEST_WINS and (both_edited or (o != b and t != b)):
+            value = o if ours_is_newer else t  # the machine that edited last, even if its value is the old one
         elif o == t:
             value = o
         elif o == b:
@@ -143,32 +144,81 @@ def merge_lists(base: Sequence[Any], ours: Sequence[Any], theirs: Sequence[Any])
 
 
 def merge_body(base: str, ours: str, theirs: str) -> str:
-    """Three-way merge of markdown text; `MergeConflict` when the same lines changed two ways."""
+    """Three-way merge of markdown text; `MergeConflict` when the same lines changed two ways.
+
+    Lines both sides added at the same place (two machines appending to one log) are both
+    kept, the hub's first: `theirs` is what the hub already holds, so every machine that merges
+    later puts its own lines after it, and all of them end up with the same order. A conflict
+    is only the same lines changed differently on both sides.
+    """
     if ours == theirs or theirs == base:
         return ours
     if ours == base:
         return theirs
-    if ours.startswith(base) and theirs.startswith(base):
-        # Both only appended (a session log): keep both tails, ours first.
-        tail = theirs[len(base) :]
-        if ours.endswith(tail):
-            return ours
-        return ours + ("" if ours.endswith("\n") or not ours else "\n") + tail
-    return _merge_file(base, ours, theirs)
+    merged = merge_lines(_lines(base), _lines(ours), _lines(theirs))
+    text = "".join(merged)
+    if text and not (ours.endswith("\n") or theirs.endswith("\n")):
+        text = text.removesuffix("\n")
+    return text
 
 
-def _merge_file(base: str, ours: str, theirs: str) -> str:
-    with tempfile.TemporaryDirectory(prefix="anamnesis-merge-") as scratch:
-        paths = []
-        for name, text in (("ours", ours), ("base", base), ("theirs", theirs)):
-            path = Path(scratch) / name
-            path.write_text(text if text.endswith("\n") or not text else text + "\n", encoding="utf-8")
-            paths.append(str(path))
-        result = subprocess.run(["git", "merge-file", "-p", "-q", *paths], capture_output=True, check=False, timeout=60)
-    if result.returncode != 0:
-        raise MergeConflict("both sides changed the same part of the text")
-    merged = result.stdout.decode("utf-8")
-    return merged if ours.endswith("\n") else merged.removesuffix("\n")
+def _lines(text: str) -> list[str]:
+    """Lines with their ends; the last one gets one, so an append after it is a clean insertion."""
+    lines = text.splitlines(keepends=True)
+    if lines and not lines[-1].endswith("\n"):
+        lines[-1] += "\n"
+    return lines
+
+
+_Change = tuple[int, int, list[str]]  # base[start:end] becomes these lines
+
+
+def _changes(base: list[str], side: list[str]) -> list[_Change]:
+    matcher = difflib.SequenceMatcher(None, base, side, autojunk=False)
+    return [(i1, i2, side[j1:j2]) for tag, i1, i2, j1, j2 in matcher.get_opcodes() if tag != "equal"]
+
+
+def merge_lines(base: list[str], ours: list[str], theirs: list[str]) -> list[str]:
+    """Both sides' changes applied to `base`; `MergeConflict` where they change the same lines.
+
+    Each side's changes are disjoint ranges of `base` (difflib opcodes). Across sides: two
+    insertions at one point are both kept (theirs first); an insertion at the edge of the
+    other side's changed range goes beside it; an insertion inside it, or two ranges that
+    overlap with different results, collide. The same change made on both sides is applied once.
+    """
+    THEIRS, OURS = 0, 1
+    # At one point, insertions come before a range that starts there, and theirs before ours.
+    changes = sorted(
+        [(start, end, lines, THEIRS) for start, end, lines in _changes(base, theirs)]
+        + [(start, end, lines, OURS) for start, end, lines in _changes(base, ours)],
+        key=lambda c: (c[0], c[1] > c[0], c[3]),
+    )
+    last_range: list[_Change | None] = [None, None]  # per side, the latest changed range applied
+    inserted: dict[tuple[int, int], list[str]] = {}  # (point, side) -> lines inserted there
+    result: list[str] = []
+    position = 0
+    for start, end, lines, side in changes:
+        other = last_range[1 - side]
+        if start == end:  # an insertion
+            if other is not None and other[0] < start < other[1]:
+                raise MergeConflict("both sides changed the same part of the text")
+            before = inserted.get((start, 1 - side), [])
+            if lines[: len(before)] == before:  # this side already had the other's lines first
+                lines = lines[len(before) :]
+            elif before[: len(lines)] == lines:
+                continue  # the other side's insertion already holds these lines
+            inserted[(start, side)] = lines
+        elif other is not None and other[1] > start:
+            if other == (start, end, lines):
+                continue  # the same change on both sides
+            raise MergeConflict("both sides changed the same part of the text")
+        else:
+            last_range[side] = (start, end, lines)
+        result.extend(base[position:start])
+        result.extend(lines)
+        position = max(position, end)
+    result.extend(base[position:])
+    return result
 
 
 def main(argv: Sequence[str]) -> int:

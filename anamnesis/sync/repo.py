@@ -21,6 +21,10 @@ from anamnesis.errors import SyncError
 from anamnesis.gitrepo import BRANCH, GitRepo
 
 ZERO_OID = "0" * 40
+# .git/info/attributes outranks every .gitattributes and the user's global attributes file, so
+# no filter, ident expansion, re-encoding, diff or merge driver named elsewhere ever runs here,
+# even one the user configured globally for their other repositories; notes get our driver.
+_ATTRIBUTES = ("* -filter -ident -working-tree-encoding -diff merge=text", "*.md diff merge=anamnesis")
 _EXCLUDES = (".*.tmp", "*.swp", "*~", ".DS_Store", "*.sync-tmp")
 _UNFINISHED = {
     "MERGE_HEAD": "a merge",
@@ -72,6 +76,14 @@ class SyncRepo(GitRepo):
             position += size + 1
         return contents
 
+    async def blobs_sent(self, head: str, theirs: str | None) -> list[str]:
+        """Every blob a push of `head` to a hub at `theirs` would send (each once, any path)."""
+        listing = await self.run(
+            "rev-list", "--objects", "--filter=object:type=blob", "--filter-provided-objects", head,
+            *(["--not", theirs] if theirs else []),
+        )  # fmt: skip
+        return list(dict.fromkeys(line.split(" ", 1)[0] for line in listing.stdout.decode().splitlines() if line))
+
     async def write_blob(self, data: bytes) -> str:
         return (await self.run("hash-object", "-w", "--stdin", input=data)).stdout.decode().strip()
 
@@ -86,6 +98,22 @@ class SyncRepo(GitRepo):
             mode, kind, oid = meta.split()
             if kind == "blob":
                 entries.append(TreeEntry(mode, oid, path))
+        return entries
+
+    async def entries_new_in(self, rev: str, base: str | None) -> list[TreeEntry]:
+        """Every entry of `rev`'s tree (links and submodules too) that `base` lacks or holds
+        differently; all of them when `base` is None."""
+        if base is None:
+            out = (await self.run("ls-tree", "-r", "-z", "--full-tree", rev)).stdout.decode("utf-8", "surrogateescape")
+            records = [r.split("\t", 1) for r in out.split("\0") if r]
+            return [TreeEntry(meta.split()[0], meta.split()[2], path) for meta, path in records]
+        raw = await self.run("diff-tree", "-r", "-z", "--no-renames", "--raw", base, rev)
+        fields = raw.stdout.decode("utf-8", "surrogateescape").split("\0")
+        entries = []
+        for meta, path in zip(fields[0::2], fields[1::2], strict=False):
+            _, new_mode, _, new_oid, status = meta.lstrip(":").split()
+            if status != "D":
+                entries.append(TreeEntry(new_mode, new_oid, path))
         return entries
 
     async def changed_paths(self, old: str | None, new: str | None) -> list[str]:
@@ -142,12 +170,13 @@ class SyncRepo(GitRepo):
     # -- safety -------------------------------------------------------------------------------
 
     async def prepare(self) -> None:
-        """Per-clone settings the sync relies on: note-aware merges, ignored temp files."""
+        """Per-clone settings the sync relies on: note-aware merges and no other drivers or
+        filters, ignored temp files."""
 
         def write_info() -> None:
             info = self.git_dir / "info"
             info.mkdir(exist_ok=True)
-            _ensure_lines(info / "attributes", ["*.md merge=anamnesis"])
+            _ensure_first_lines(info / "attributes", list(_ATTRIBUTES))
             _ensure_lines(info / "exclude", list(_EXCLUDES))
 
         await anyio.to_thread.run_sync(write_info)
@@ -168,6 +197,16 @@ class SyncRepo(GitRepo):
                 f"{self.path} is on {shown}, not on branch {BRANCH}; run `git -C {self.path} switch {BRANCH}` "
                 "and sync again"
             )
+
+
+def _ensure_first_lines(path: Path, lines: list[str]) -> None:
+    """`lines` first, in order (a later attributes line wins), then the file's other lines."""
+    try:
+        existing = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        existing = []
+    if existing[: len(lines)] != lines:
+        path.write_text("\n".join([*lines, *(x for x in existing if x not in lines)]) + "\n", encoding="utf-8")
 
 
 def _ensure_lines(path: Path, lines: list[str]) -> None:

@@ -35,7 +35,6 @@ from typing import Any
 
 import anyio
 import anyio.abc
-from anamnesis.sync.sshlib import asyncssh
 
 import anamnesis
 from anamnesis.config import Layout, home_from_env, load_config
@@ -43,6 +42,7 @@ from anamnesis.errors import AnamnesisError, ConfigError, HostKeyError, PeerUnre
 from anamnesis.sync.engine import BRIDGE_MARK, HubLink
 from anamnesis.sync.hostkeys import host_pattern, key_fingerprint, known_hosts_path
 from anamnesis.sync.peers import HubURL, Peer, SyncSettings, sync_settings
+from anamnesis.sync.sshlib import asyncssh
 
 logger = logging.getLogger(__name__)
 
