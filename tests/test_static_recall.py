@@ -90,3 +90,12 @@ async def test_hooks_rerank_by_meaning_and_speak_up_on_task_prompts(memory: Memo
     assert release.id in shown
     # Something the memory knows nothing of: silence.
     assert hook({"cwd": cwd, "session_id": "t1", "prompt": "train a small classifier for bird songs"}) == ""
+
+
+def test_the_hook_path_never_loads_the_model_or_its_runtime(anamnesis_home: Path) -> None:
+    from tests.hookprobe import probe_hook
+
+    subprocess.run([sys.executable, "-m", "anamnesis", "init"], check=True, capture_output=True)
+    for event in ("session-start", "user-prompt-submit"):
+        _, loaded = probe_hook(event, {"cwd": "/tmp", "session_id": "s", "prompt": "why did the invoices job fail"})
+        assert sorted(loaded & {"numpy", "onnxruntime", "tokenizers", "anamnesis.embedding"}) == [], event
