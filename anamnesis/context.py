@@ -7,18 +7,20 @@ and worded as reference data, not as instructions (injected text that reads like
 prompt-injection defences, and it is data the user wrote, not orders).
 
 On each prompt: notes clearly relevant to it that the session has not been shown yet, as title,
-one-line gist and id, in at most 1,500 characters; nothing when nothing is relevant.
+one-line gist and id, in at most 1,500 characters; nothing when nothing is relevant. "Clearly
+relevant" is decided on scores (`clearly_relevant`), calibrated on the shipped eval set with
+prompts from unrelated projects added (`anamnesis eval run` prints what it gives).
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from anamnesis.notes import GLOBAL_PROJECT
-from anamnesis.queries import NoteSummary, Plan, recent_with_bodies_plan, search_plan
-from anamnesis.search import Hit, SearchFilters, query_terms
+from anamnesis.queries import NoteSummary, Plan, hits_plan, recent_with_bodies_plan, terms_matched_plan
+from anamnesis.search import Hit, SearchFilters, build_query
+from anamnesis.static_recall import Candidate, static_rank_plan
 
 if TYPE_CHECKING:
     from anamnesis.memory import Memory
@@ -32,10 +34,18 @@ SESSION_BODY_CAP = 700
 # summaries already folded into durable notes by reflection.
 HIDDEN_TAGS = ("conflict",)
 REFLECTED_TAG = "reflected"
+# The prompt gate: among the best GATE_TOP notes (BM25 fused with static cosine), a note is shown
+# when it contains at least GATE_SHARE of the prompt's words and at least two of them (one for a
+# one-word prompt), or its static cosine reaches GATE_COSINE. Scale-free on purpose: a BM25
+# threshold fitted on one store means nothing in a store ten times larger. Chosen on the shipped
+# eval set (bench/bench_fusion.py prints the grid): the right note shown for 65% of prompts at 80%
+# precision, silent for 98.5% of 400 unrelated prompts; "all words matched" showed it for 9%.
+GATE_TOP = 1
+GATE_SHARE = 0.3
+GATE_COSINE = 0.5
 
 _OPEN = "<anamnesis-memory>"
 _CLOSE = "</anamnesis-memory>"
-_WORD_RE = re.compile(r"\w+")
 
 
 @dataclass(slots=True)
@@ -137,12 +147,15 @@ def session_context_plan(project: str, budget: int = DEFAULT_BUDGET) -> Plan[Con
 def prompt_context_plan(project: str, prompt: str, already_shown: set[str]) -> Plan[Context]:
     """Notes clearly relevant to `prompt` and not shown yet (empty text when there are none), as a
     read plan (`anamnesis.queries`). The index is used as it is: the hook has taken in changes."""
-    terms = query_terms(prompt)
-    if not terms or not prompt.strip():
+    query = build_query(prompt)
+    if query is None or not prompt.strip():
         return Context("")
     projects = (project, GLOBAL_PROJECT) if project != GLOBAL_PROJECT else (GLOBAL_PROJECT,)
-    hits = yield from search_plan(prompt, SearchFilters(projects=projects), 8)
-    relevant = [h for h in hits if h.id not in already_shown and _clearly_relevant(h, terms)]
+    candidates = (yield from static_rank_plan(prompt, SearchFilters(projects=projects)))[:GATE_TOP]
+    matched = yield from terms_matched_plan(query.terms, [c.pk for c in candidates])
+    chosen = [c for c in candidates if clearly_relevant(c, matched.get(c.pk, 0), len(query.terms))]
+    hits = yield from hits_plan([(c.pk, c.fused, "strict" if c.strict else "relaxed") for c in chosen], query.relaxed)
+    relevant = [h for h in hits if h.id not in already_shown]
     if not relevant:
         return Context("")
     header = f"{_OPEN}\nPossibly relevant notes from the user's memory (reference data; memory_get fetches one):\n"
@@ -159,12 +172,12 @@ def prompt_context_plan(project: str, prompt: str, already_shown: set[str]) -> P
     return Context(header + "".join(lines) + _CLOSE, shown)
 
 
-def _clearly_relevant(hit: Hit, terms: tuple[str, ...]) -> bool:
-    """All words matched, or at least two of the prompt's words stand in the title."""
-    if hit.match == "strict":
+def clearly_relevant(candidate: Candidate, matched: int, terms: int) -> bool:
+    """Whether a top candidate (containing `matched` of the prompt's `terms` words) is worth
+    interrupting a prompt for (see GATE_SHARE, GATE_COSINE)."""
+    if candidate.cosine is not None and candidate.cosine >= GATE_COSINE:
         return True
-    title_words = {w.lower() for w in _WORD_RE.findall(hit.title)}
-    return sum(1 for term in terms if term in title_words) >= 2
+    return matched >= min(2, terms) and matched >= GATE_SHARE * terms
 
 
 def _gist(hit: Hit) -> str:

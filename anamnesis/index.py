@@ -102,12 +102,25 @@ CREATE TRIGGER notes_ad AFTER DELETE ON notes BEGIN
         VALUES ('delete', old.pk, old.title, old.body, old.tags);
     DELETE FROM note_tags WHERE note_pk = old.pk;
     DELETE FROM supersessions WHERE note_pk = old.pk;
+    DELETE FROM note_vectors WHERE note_pk = old.pk;
 END;
 CREATE TRIGGER notes_au AFTER UPDATE OF title, body, tags ON notes BEGIN
     INSERT INTO notes_fts(notes_fts, rowid, title, body, tags)
         VALUES ('delete', old.pk, old.title, old.body, old.tags);
     INSERT INTO notes_fts(rowid, title, body, tags) VALUES (new.pk, new.title, new.body, new.tags);
+    DELETE FROM note_vectors WHERE note_pk = old.pk;
 END;
+CREATE TABLE note_vectors(note_pk INTEGER PRIMARY KEY, hash TEXT NOT NULL,
+                          dense BLOB NOT NULL, static BLOB);
+CREATE TABLE vector_state(id INTEGER PRIMARY KEY CHECK (id = 1), generation INTEGER NOT NULL);
+INSERT INTO vector_state VALUES (1, 0);
+CREATE TRIGGER vectors_ai AFTER INSERT ON note_vectors BEGIN
+    UPDATE vector_state SET generation = generation + 1;
+END;
+CREATE TRIGGER vectors_ad AFTER DELETE ON note_vectors BEGIN
+    UPDATE vector_state SET generation = generation + 1;
+END;
+CREATE TABLE static_pieces(piece TEXT PRIMARY KEY, weight REAL NOT NULL, vector BLOB NOT NULL) WITHOUT ROWID;
 PRAGMA user_version = {SCHEMA_VERSION};
 """
 
@@ -610,11 +623,60 @@ class SearchIndex:
         return await self.run(meta_plan(key))
 
     async def set_meta(self, values: dict[str, str]) -> None:
-        await self._transaction([("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", list(values.items()))])
+        # Under the write lock: a background task (embedding) may be writing on this connection.
+        async with self._write_lock:
+            await self._transaction([("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", list(values.items()))])
 
     async def problems(self) -> list[Problem]:
         rows = await self._db.execute_fetchall("SELECT path, reason FROM problems ORDER BY path")
         return [Problem(row[0], row[1]) for row in rows]
+
+    # -- vectors: derived from the notes like the FTS index, filled in the background ------
+
+    async def pending_embeddings(
+        self, limit: int, with_static: bool = False, max_chars: int = 2_000
+    ) -> list[tuple[int, str, str]]:
+        """(pk, content hash, text) of up to `limit` notes that have no vector yet (or, when
+        `with_static`, no static vector), newest first."""
+        missing = "v.static IS NOT NULL" if with_static else "1"
+        rows = await self._db.execute_fetchall(
+            "SELECT n.pk, n.hash, n.title || '. ' || substr(n.body, 1, ?) FROM notes n "
+            f"WHERE NOT EXISTS (SELECT 1 FROM note_vectors v WHERE v.note_pk = n.pk AND {missing}) "
+            "ORDER BY n.updated_at DESC LIMIT ?",
+            (max_chars, limit),
+        )
+        return [(row[0], row[1], row[2]) for row in rows]
+
+    async def store_embeddings(self, rows: Sequence[tuple[int, str, bytes, bytes | None]]) -> None:
+        """Store (pk, hash, dense, static) vectors; a note changed since it was read keeps none."""
+        async with self._write_lock:
+            await self._transaction(
+                [
+                    (
+                        "INSERT OR REPLACE INTO note_vectors(note_pk, hash, dense, static) "
+                        "SELECT pk, hash, ?, ? FROM notes WHERE pk = ? AND hash = ?",
+                        [(dense, static, pk, digest) for pk, digest, dense, static in rows],
+                    )
+                ]
+            )
+
+    async def embedding_counts(self) -> tuple[int, int]:
+        """(notes with a vector, notes)."""
+        rows = list(
+            await self._db.execute_fetchall("SELECT (SELECT count(*) FROM note_vectors), (SELECT count(*) FROM notes)")
+        )
+        return int(rows[0][0]), int(rows[0][1])
+
+    async def store_static_pieces(self, rows: Sequence[tuple[str, float, bytes]]) -> None:
+        """Replace the static (distilled) table: (WordPiece piece, weight, float16 vector)."""
+        async with self._write_lock, self._write_transaction() as db:
+            await db.execute("DELETE FROM static_pieces")
+            await db.executemany("INSERT INTO static_pieces VALUES (?, ?, ?)", rows)
+
+    async def static_pieces(self) -> list[tuple[str, float, bytes]]:
+        """The static table: (piece, weight, float16 vector), in no particular order."""
+        rows = await self._db.execute_fetchall("SELECT piece, weight, vector FROM static_pieces")
+        return [(row[0], float(row[1]), bytes(row[2])) for row in rows]
 
     async def execute_fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         """Raw read access for benchmarks and diagnostics (the floor a search is compared with)."""

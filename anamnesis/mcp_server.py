@@ -80,6 +80,9 @@ LIST_DEFAULT, LIST_MAX = 20, 50
 SNIPPET_CHARS, FIELD_CHARS, TAGS_SHOWN = 320, 160, 8
 TOP_PROJECTS = 15
 SIMILAR_SHOWN = 3
+# The embedding model loads after the server answers: on the first tool call, or this long after
+# start, whichever comes first (0.3 s of CPU that must not delay `tools/list`).
+MODEL_LOAD_DELAY = 2.0
 HIGHLIGHT = "**"
 NO_HUB = (
     "No hub is configured, so there is nothing to sync: notes are saved on this machine only. "
@@ -116,6 +119,7 @@ class ServerState:
     opened: Memory | None = None
     problem: str | None = None
     _opening: anyio.Lock = field(default_factory=anyio.Lock)
+    called: anyio.Event = field(default_factory=anyio.Event)
 
     async def open(self) -> None:
         try:
@@ -126,6 +130,7 @@ class ServerState:
             logger.warning("memory not available: %s", exc)
 
     async def memory(self) -> Memory:
+        self.called.set()
         if self.opened is None:
             async with self._opening:
                 if self.opened is None:
@@ -471,7 +476,9 @@ async def memory_status(ctx: Context[ServerState]) -> CallToolResult:
         "problems": status["problems"],
         "git": git,
         "hub": status["hub"],
+        "semantic": status["semantic"],
     }
+    semantic = status["semantic"]
     lines = [
         f"project: {state.project} · machine: {status['machine_id']} · home: {status['home']}",
         f"notes: {status['total']} ({status['superseded']} retired) · "
@@ -482,6 +489,8 @@ async def memory_status(ctx: Context[ServerState]) -> CallToolResult:
         f"git: {str(git.get('head') or 'no commits')[:12]} on {git.get('branch')}, "
         f"{git.get('uncommitted', 0)} uncommitted",
         f"hub: {status['hub']}" if status["hub"] else "hub: none (notes stay on this machine)",
+        f"semantic search: {semantic['state']}, {semantic['embedded']}/{semantic['notes']} notes embedded"
+        + (f" (search is lexical only: {semantic['problem']})" if semantic["problem"] else ""),
     ]
     if status["problems"]:
         lines.append(f"{status['problems']} note files could not be read: the user can run `anamnesis doctor`.")
@@ -658,10 +667,14 @@ def build_server(config: Config, project: str, *, sync: SyncFn | None = None) ->
 
     @asynccontextmanager
     async def lifespan(_server: MCPServer[ServerState]) -> AsyncIterator[ServerState]:
-        async with AsyncExitStack() as stack:
+        async with AsyncExitStack() as stack, anyio.create_task_group() as background:
             state = ServerState(config=config, project=project, sync=sync, stack=stack)
             await state.open()
-            yield state
+            background.start_soon(_recall_in_background, state)
+            try:
+                yield state
+            finally:
+                background.cancel_scope.cancel()
 
     return MCPServer(
         SERVER_NAME,
@@ -670,6 +683,21 @@ def build_server(config: Config, project: str, *, sync: SyncFn | None = None) ->
         tools=[_tool(fn, annotations) for fn, annotations in _TOOLS],
         lifespan=lifespan,
     )
+
+
+async def _recall_in_background(state: ServerState) -> None:
+    """Once the server has answered: use the model the service lends (one copy per machine; the
+    service also embeds) for as long as it answers, or else load one here and keep this
+    session's writes (and anything else without a vector) embedded. Search meanwhile is
+    lexical, never waiting."""
+    with anyio.move_on_after(MODEL_LOAD_DELAY):
+        await state.called.wait()
+    memory = state.opened
+    if memory is None or memory.semantic is None:
+        return
+    if await memory.borrow_model():
+        await memory.semantic.lender_lost.wait()  # the service went away: load a model here
+    await memory.keep_vectors_fresh()
 
 
 async def _sync(memory: Memory) -> Mapping[str, Any]:

@@ -23,6 +23,7 @@ from anamnesis.search import (
     HIGHLIGHT_CLOSE,
     HIGHLIGHT_OPEN,
     MAX_LIMIT,
+    FtsQuery,
     Hit,
     SearchFilters,
     build_query,
@@ -34,7 +35,7 @@ Query = tuple[str, Sequence[Any]]
 Rows = list[tuple[Any, ...]]
 Plan = Generator[Query, Rows, T]
 
-SCHEMA_VERSION = 101  # 0.1.3 used 1-3; ours count from 100 so the two never agree by accident
+SCHEMA_VERSION = 102  # 0.1.3 used 1-3; ours count from 100 so the two never agree by accident
 # BM25 column weights: title, body, tags. A word in the title says more than one in the body.
 WEIGHT_TITLE, WEIGHT_BODY, WEIGHT_TAGS = 3.0, 1.0, 2.0
 SNIPPET_TOKENS = 16
@@ -101,10 +102,16 @@ def search_plan(
 
 def match_plan(expression: str, filters: SearchFilters, limit: int, match: str) -> Plan[list[Hit]]:
     """Notes matching an FTS5 expression (already made safe by `search.build_query`)."""
+    ranked = yield from ranked_plan(expression, filters, limit)
+    return (yield from hits_plan([(pk, score, match) for pk, score in ranked], expression))
+
+
+def ranked_plan(expression: str, filters: SearchFilters, limit: int) -> Plan[list[tuple[int, float]]]:
+    """(pk, BM25 score, higher is better) of the best `limit` notes matching `expression`: no
+    snippets, which are the slow part of a deep candidate list (fusion looks at 100)."""
     where, params = filter_sql(filters)
     sql = (
-        f"SELECT n.pk, {SUMMARY_COLUMNS}, "
-        f"bm25(notes_fts, {WEIGHT_TITLE}, {WEIGHT_BODY}, {WEIGHT_TAGS}) AS score "
+        f"SELECT n.pk, bm25(notes_fts, {WEIGHT_TITLE}, {WEIGHT_BODY}, {WEIGHT_TAGS}) AS score "
         "FROM notes_fts JOIN notes n ON n.pk = notes_fts.rowid "
         f"WHERE notes_fts MATCH ? {where} ORDER BY score LIMIT ?"
     )
@@ -112,32 +119,129 @@ def match_plan(expression: str, filters: SearchFilters, limit: int, match: str) 
         rows = yield (sql, [expression, *params, limit])
     except sqlite3.OperationalError as exc:
         raise QueryError(f"search expression rejected: {exc}") from exc
-    if not rows:
+    return [(int(row[0]), -float(row[1])) for row in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class Candidates:
+    """The lexical candidates fusion starts from: BM25 by pk, strict (AND) matches first in `order`."""
+
+    scores: dict[int, float]
+    strict: frozenset[int]
+    order: list[int]
+
+
+def candidates_plan(query: FtsQuery, filters: SearchFilters, depth: int) -> Plan[Candidates]:
+    """The strict and the relaxed top `depth` of `query`, without snippets."""
+    strict = yield from ranked_plan(query.strict, filters, depth)
+    relaxed = (yield from ranked_plan(query.relaxed, filters, depth)) if len(query.terms) > 1 else []
+    scores = dict(relaxed)
+    scores.update(strict)
+    strict_pks = frozenset(pk for pk, _ in strict)
+    order = [pk for pk, _ in strict] + [pk for pk, _ in relaxed if pk not in strict_pks]
+    return Candidates(scores, strict_pks, order)
+
+
+def hits_plan(ranked: Sequence[tuple[int, float, str]], expression: str | None) -> Plan[list[Hit]]:
+    """`Hit`s for (pk, score, match) in this order; snippets highlight `expression`'s words, and a
+    note that does not match it (found by meaning alone) shows the start of its body."""
+    if not ranked:
         return []
-    pks = [row[0] for row in rows]
-    snippet_rows = yield (
-        f"SELECT rowid, snippet(notes_fts, 1, '{HIGHLIGHT_OPEN}', '{HIGHLIGHT_CLOSE}', '…', "
-        f"{SNIPPET_TOKENS}) FROM notes_fts WHERE notes_fts MATCH ? "
-        f"AND rowid IN ({', '.join('?' * len(pks))})",
-        [expression, *pks],
-    )
-    snippets = {row[0]: " ".join(str(row[1]).split()) for row in snippet_rows}
-    return [
-        Hit(
-            id=row[1],
-            type=row[2],
-            title=row[3],
-            project=row[4],
-            scope=row[5],
-            tags=tuple(json.loads(row[6])),
-            created_at=row[7],
-            updated_at=row[8],
-            score=float(f"{-float(row[11]):.4g}"),
-            snippet=snippets.get(row[0], ""),
-            match=match,
+    pks = [pk for pk, _, _ in ranked]
+    marks = ", ".join("?" * len(pks))
+    rows = yield (f"SELECT n.pk, {SUMMARY_COLUMNS}, substr(n.body, 1, 200) FROM notes n WHERE n.pk IN ({marks})", pks)
+    by_pk = {row[0]: row for row in rows}
+    snippets: dict[int, str] = {}
+    if expression is not None:
+        snippet_rows = yield (
+            f"SELECT rowid, snippet(notes_fts, 1, '{HIGHLIGHT_OPEN}', '{HIGHLIGHT_CLOSE}', '…', "
+            f"{SNIPPET_TOKENS}) FROM notes_fts WHERE notes_fts MATCH ? AND rowid IN ({marks})",
+            [expression, *pks],
         )
-        for row in rows
-    ]
+        snippets = {row[0]: " ".join(str(row[1]).split()) for row in snippet_rows}
+    hits = []
+    for pk, score, match in ranked:
+        row = by_pk.get(pk)
+        if row is None:
+            continue  # removed since it was ranked
+        snippet = snippets.get(pk) or _opening(str(row[11]))
+        hits.append(
+            Hit(
+                id=row[1],
+                type=row[2],
+                title=row[3],
+                project=row[4],
+                scope=row[5],
+                tags=tuple(json.loads(row[6])),
+                created_at=row[7],
+                updated_at=row[8],
+                score=float(f"{score:.4g}"),
+                snippet=snippet,
+                match=match,
+            )
+        )
+    return hits
+
+
+def _opening(body: str) -> str:
+    words = body.split()
+    return " ".join(words[:SNIPPET_TOKENS]) + ("…" if len(words) > SNIPPET_TOKENS else "")
+
+
+def scope_plan(filters: SearchFilters) -> Plan[list[int]]:
+    """The pks of every note `filters` admit (the set a vector search ranks within)."""
+    where, params = filter_sql(filters)
+    rows = yield (f"SELECT n.pk FROM notes n WHERE 1 = 1 {where}", params)
+    return [int(row[0]) for row in rows]
+
+
+def term_counts_plan(terms: Sequence[str], filters: SearchFilters, cap: int) -> Plan[list[int]]:
+    """How many notes within `filters` contain each term, counted up to `cap` (one FTS5 count
+    each, stopped early: "more than cap" is all a caller needs to know)."""
+    where, params = filter_sql(filters)
+    counts = []
+    for term in terms:
+        rows = yield (
+            "SELECT count(*) FROM (SELECT 1 FROM notes_fts JOIN notes n ON n.pk = notes_fts.rowid "
+            f"WHERE notes_fts MATCH ? {where} LIMIT ?)",
+            ['"' + term.replace('"', '""') + '"', *params, cap],
+        )
+        counts.append(int(rows[0][0]))
+    return counts
+
+
+def terms_matched_plan(terms: Sequence[str], pks: Sequence[int]) -> Plan[dict[int, int]]:
+    """How many of `terms` each of the notes `pks` contains (one FTS5 statement)."""
+    if not terms or not pks:
+        return {}
+    marks = ", ".join("?" * len(pks))
+    parts: list[str] = []
+    params: list[Any] = []
+    for term in terms:
+        parts.append(f"SELECT rowid FROM notes_fts WHERE notes_fts MATCH ? AND rowid IN ({marks})")
+        params.extend(['"' + term.replace('"', '""') + '"', *pks])
+    rows = yield (f"SELECT rowid, count(*) FROM ({' UNION ALL '.join(parts)}) GROUP BY rowid", params)
+    return {int(row[0]): int(row[1]) for row in rows}
+
+
+def index_stamp_plan() -> Plan[tuple[int, int, int]]:
+    """(vector generation, data version, this connection's changes): equal stamps, same index."""
+    rows = yield (
+        "SELECT (SELECT generation FROM vector_state), (SELECT data_version FROM pragma_data_version()), "
+        "total_changes()",
+        (),
+    )
+    return int(rows[0][0] or 0), int(rows[0][1]), int(rows[0][2])
+
+
+def vectors_plan(known_generation: int | None) -> Plan[tuple[int, Rows | None]]:
+    """The vectors' generation, and (pk, dense blob) of every vector when it is not `known_generation`."""
+    rows = yield ("SELECT generation FROM vector_state", ())
+    generation = int(rows[0][0]) if rows else 0
+    if generation == known_generation:
+        return generation, None
+    vectors = yield ("SELECT note_pk, dense FROM note_vectors", ())
+    return generation, vectors
 
 
 def recent_with_bodies_plan(

@@ -478,6 +478,8 @@ async def _run_locked(
                     async with anyio.create_task_group() as tasks:
                         tasks.start_soon(_watch_notes, memory, status, observer)
                         tasks.start_soon(keep_up, config)
+                        tasks.start_soon(memory.keep_vectors_fresh)  # the machine's one model copy…
+                        tasks.start_soon(memory.lend_model)  # …lent to every MCP server of this home
                         if run_sync is not None:
                             tasks.start_soon(_sync_as_things_happen, memory, run_sync, options, status, observer)
                         if stop is not None:

@@ -186,6 +186,14 @@ async def warm_calls(
         listing = (await client.list_tools()).model_dump(by_alias=True, mode="json", exclude_none=True)
         tools_chars = len(json.dumps({"tools": listing["tools"]}))
         first, _ = await timed(client, "memory_search", {"query": "deploy"})  # takes in the store
+        # The model loads after the first call: time searches once it is warm (hybrid, as users get).
+        with anyio.fail_after(120):
+            while True:
+                status = (await client.call_tool("memory_status", {})).structured_content or {}
+                if status.get("semantic", {}).get("state") != "available":
+                    break
+                await anyio.sleep(0.1)
+        print(f"  semantic search in the server: {status.get('semantic')}")
         for text, project in queries[:20]:  # warm caches
             await timed(client, "memory_search", {"query": text, "project": project or "*"})
         samples = []

@@ -12,7 +12,8 @@ from tests.hookprobe import probe_hook
 PACKAGE = Path(__file__).resolve().parent.parent / "anamnesis"
 HEAVY = ("mcp", "quart", "hypercorn", "asyncssh", "pydantic")
 CORE = ("notes", "config", "errors", "ids", "store", "index", "search", "queries", "shapes", "memory", "gitrepo",
-        "project", "context", "doctor", "evaluation", "home", "locks")
+        "project", "context", "doctor", "evaluation", "home", "locks", "embedding", "hybrid", "vectorizer",
+        "static_recall", "static_table", "model_lending")
 
 
 def test_the_hook_path_never_imports_mcp_quart_or_asyncssh(anamnesis_home: Path) -> None:

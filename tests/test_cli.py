@@ -182,8 +182,8 @@ def test_every_command_has_help_with_an_example() -> None:
         assert "example:" in result.stdout, name
 
 
-RECALL_AT_5_FLOOR = 0.79
-MRR_FLOOR = 0.66
+RECALL_AT_5_FLOOR = 0.87
+MRR_FLOOR = 0.70
 
 
 def test_eval_run_scores_the_shipped_eval_set() -> None:
@@ -193,12 +193,31 @@ def test_eval_run_scores_the_shipped_eval_set() -> None:
     result = anamnesis("eval", "run", "--eval-set", str(queries), "--corpus", str(REPO / "evalset" / "notes"), "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert report["cases"] >= 80
+    assert report["cases"] >= 250
     assert report["recall@1"] <= report["recall@3"] <= report["recall@5"] <= report["recall@8"] <= 1.0
     # The recall gate: a change to search that loses ground on the shipped set fails CI.
-    # Measured 2026-11-29: recall@5 0.799, MRR 0.672 (README, "Search quality").
+    # Measured 2026-12-05 on 258 queries: hybrid recall@5 0.884, MRR 0.721; lexical alone
+    # 0.791 / 0.643 (README, "Search quality").
     assert report["recall@5"] >= RECALL_AT_5_FLOOR, report["misses"]
     assert report["mrr"] >= MRR_FLOOR
+    assert report["recall@5"] > report["lexical"]["recall@5"]
+    # The prompt hook's gate (issue targets: right note shown for 40%, precision 35%, silent for
+    # 90% of unrelated prompts; measured 57% / 71% / 98.5%).
+    gate = report["prompt_gate"]
+    assert gate["right_note_shown"] >= 0.5
+    assert gate["precision"] >= 0.6
+    assert gate["silent_on_unrelated"] >= 0.95
+
+
+@pytest.mark.slow
+def test_search_finds_what_was_meant_after_reindex_embeds_the_notes(home: None) -> None:
+    ok("write", "--type", "semantic", "--title", "Nightly export outage",
+       "The nightly billing export died because the S3 credentials expired.")
+    ok("write", "--type", "procedural", "--title", "Commit style", "Commit messages use the imperative mood.")
+    assert "Nothing found" in ok("search", "why did the invoices job fail")  # the vectors are not there yet
+    assert "semantic search on: 2/2 notes embedded (2 just now)" in ok("reindex")
+    assert "1. Nightly export outage" in ok("search", "why did the invoices job fail").splitlines()[0]
+    assert "semantic  semantic search on: 2/2 notes embedded" in ok("status")
 
 
 # -- JSON for scripts, failures included --------------------------------------------------------

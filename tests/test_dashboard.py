@@ -14,6 +14,7 @@ from quart.wrappers import Response
 
 from anamnesis.config import Config
 from anamnesis.dashboard import DashboardSettings, create_app
+from anamnesis.embedding import MODEL_PATH_ENV
 from anamnesis.memory import Memory, NoteDraft
 from anamnesis.notes import Note, render_note
 
@@ -622,3 +623,14 @@ async def test_the_app_opens_its_own_memory_while_it_serves(config: Config, memo
     async with app.test_app() as running:
         browser = Browser(running.test_client())
         assert note.id in {n["id"] for n in (await browser.json("/"))["notes"]}
+
+
+async def test_health_says_when_semantic_search_cannot_load(
+    browser: Browser, memory: Memory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(MODEL_PATH_ENV, str(tmp_path / "gone.onnx"))
+    await write(memory, "Fine note")
+    assert "cannot load: search is lexical only" in await browser.html("/health")
+    semantic = (await browser.json("/health"))["semantic"]
+    assert (semantic["state"], semantic["embedded"], semantic["notes"]) == ("unavailable", 0, 1)
+    assert "gone.onnx" in semantic["problem"]

@@ -487,3 +487,17 @@ async def test_two_sessions_on_one_store_see_each_others_notes(config: Config, m
         for client in (first, second):
             hits = data(await ok(client, "memory_search", query="shared store content", k=20))["hits"]
             assert {hit["id"] for hit in hits} == set(written["first"]) | set(written["second"])
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_search_finds_what_was_meant_once_the_session_has_embedded_its_writes(client: Client) -> None:
+    billing = await write(
+        client, "Nightly export outage", "The nightly billing export died because the S3 credentials expired."
+    )
+    await write(client, "Commit style", "Commit messages use the imperative mood.")
+    with anyio.fail_after(60):  # the server loads the model after its first call, then embeds in the background
+        while (semantic := data(await ok(client, "memory_status"))["semantic"])["embedded"] < 2:
+            assert semantic["state"] != "unavailable", semantic
+            await anyio.sleep(0.05)
+    hits = data(await ok(client, "memory_search", query="why did the invoices job fail", k=2))["hits"]
+    assert hits[0]["id"] == billing

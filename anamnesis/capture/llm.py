@@ -48,8 +48,10 @@ sessions. Read the session below and reply with only a JSON object, no prose aro
 {"skip": boolean, "title": string, "body": string}
 Set "skip" to true when the session left nothing worth remembering (a greeting, a question \
 answered with nothing learned, work abandoned at once); then title and body may be empty.
-Otherwise "title" is one line of at most 80 characters saying what was done, and "body" is \
-short markdown (at most 15 lines): what was asked, what was done and decided and why, which \
+Otherwise "title" is one line of at most 80 characters naming the topic and what was done \
+(the subject by name: "Nightly billing export: fixed expired S3 credentials", not "Fixed a bug"), \
+and "body" is short markdown (at most 15 lines) whose first line says what the session was \
+about in words a later search would use: what was asked, what was done and decided and why, which \
 files changed, what is left to do, and anything learned about the project or the developer's \
 preferences that a later session should know.
 Never copy secrets (keys, tokens, passwords, private data) into the reply."""

@@ -71,12 +71,19 @@ def heuristic_summary(digest: SessionDigest) -> Summary:
 
 
 def session_title(digest: SessionDigest) -> str:
-    """The first line of the ask, cut to 80 characters, or "Session summary"."""
+    """What the session was about, so a later search for the topic finds it: the first line of
+    the ask (cut to 80 characters); without one, the branch or the files it touched."""
     ask = digest.ask or digest.command or ""
     first = next((line.strip() for line in ask.splitlines() if line.strip()), "")
-    if not first:
-        return DEFAULT_TITLE
-    return clip_redacted(" ".join(first.split()), TITLE_CHARS) or DEFAULT_TITLE
+    title = clip_redacted(" ".join(first.split()), TITLE_CHARS) if first else ""
+    if title:
+        return title
+    if digest.git_branch:
+        return clip_redacted(f"Session on branch {digest.git_branch}", TITLE_CHARS) or DEFAULT_TITLE
+    if digest.files_touched:
+        names = ", ".join(dict.fromkeys(path.rsplit("/", 1)[-1] for path in digest.files_touched))
+        return clip_redacted(f"Session editing {names}", TITLE_CHARS) or DEFAULT_TITLE
+    return DEFAULT_TITLE
 
 
 def facts_section(digest: SessionDigest) -> str:

@@ -8,7 +8,7 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import anyio.to_thread
 
@@ -29,6 +29,11 @@ from anamnesis.notes import GLOBAL_PROJECT
 from anamnesis.project import resolve_project
 from anamnesis.search import SearchFilters
 from anamnesis.shapes import hit_json, note_json, summary_json
+
+if TYPE_CHECKING:
+    from anamnesis.evaluation import EvalReport, GateReport
+    from anamnesis.hybrid import Semantic
+    from anamnesis.index import SearchIndex
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,8 +77,12 @@ async def init(config: Config, args: argparse.Namespace, io: IO) -> int:
 
     paths = claude_setup.ClaudePaths.from_env(io.environ)
     home_env = io.environ.get("ANAMNESIS_HOME")
-    plan = None if args.no_claude else claude_setup.plan_setup(
-        paths, claude_setup.entry_command(io.environ), str(config.home) if home_env else None
+    plan = (
+        None
+        if args.no_claude
+        else claude_setup.plan_setup(
+            paths, claude_setup.entry_command(io.environ), str(config.home) if home_env else None
+        )
     )
     if args.dry_run:
         if plan is None or not plan.changed:
@@ -94,8 +103,15 @@ async def init(config: Config, args: argparse.Namespace, io: IO) -> int:
         )
         report.created.append(f"Claude Code wiring in {paths.settings} and {paths.state_file}")
     if args.json:
-        print_json(io.out, {"home": report.home, "machine_id": report.machine_id, "created": report.created,
-                            "backups": [str(b) for b in backups]})
+        print_json(
+            io.out,
+            {
+                "home": report.home,
+                "machine_id": report.machine_id,
+                "created": report.created,
+                "backups": [str(b) for b in backups],
+            },
+        )
     elif report.changed:
         io.out.write(f"Anamnesis home ready at {report.home} (machine {report.machine_id}). Done:\n")
         for item in report.created:
@@ -138,8 +154,13 @@ async def capture(config: Config, args: argparse.Namespace, io: IO) -> int:
     llm = None if args.no_llm or not config.reflection.configured else config.reflection
     async with open_memory(config) as memory:
         note = await capture_session(
-            memory, args.transcript, args.session_id, args.project or current_project(io), args.source,
-            cursor_dir=config.layout.state_dir / "capture", llm=llm,
+            memory,
+            args.transcript,
+            args.session_id,
+            args.project or current_project(io),
+            args.source,
+            cursor_dir=config.layout.state_dir / "capture",
+            llm=llm,
         )
     io.out.write(f"{note.id}\n" if note else "Nothing worth keeping in this session.\n")
     code = 0
@@ -247,6 +268,10 @@ async def list(config: Config, args: argparse.Namespace, io: IO) -> int:
 async def search(config: Config, args: argparse.Namespace, io: IO) -> int:
     query = " ".join(args.query)
     async with open_memory(config) as memory:
+        # The service's model when it runs (a socket round trip), else one loaded here (0.3-0.4 s):
+        # either way the search finds what was meant, not only the words.
+        if not await memory.borrow_model():
+            await memory.load_model()
         hits = await memory.search(query, _filters(args, with_global=True), args.limit)
     if args.json:
         print_json(io.out, {"query": query, "hits": [hit_json(h) for h in hits]})
@@ -264,7 +289,11 @@ async def reindex(config: Config, args: argparse.Namespace, io: IO) -> int:
     async with open_memory(config) as memory:
         committed = await memory.commit_pending()
         report = await memory.reindex(full=args.full, progress=progress)
-    progress.finish()
+        progress.finish()
+        embedding = ProgressBar(io.err, "embedding")
+        embedded = await memory.embed_pending(embedding)
+        embedding.finish()
+        semantic = await memory.recall_status()
     if args.json:
         print_json(
             io.out,
@@ -274,6 +303,8 @@ async def reindex(config: Config, args: argparse.Namespace, io: IO) -> int:
                 "updated": report.updated,
                 "removed": report.removed,
                 "committed": committed,
+                "embedded": embedded,
+                "semantic": semantic,
                 "problems": [{"path": p.path, "reason": p.reason} for p in report.problems],
             },
         )
@@ -283,6 +314,7 @@ async def reindex(config: Config, args: argparse.Namespace, io: IO) -> int:
         )
         if committed:
             io.out.write(f"Committed edits made by hand ({committed[:10]}).\n")
+        io.out.write(semantic_line(semantic, embedded) + "\n")
         for problem in report.problems:
             io.out.write(f"skipped {problem.path}: {problem.reason}\n")
     return 0
@@ -356,6 +388,7 @@ async def status(config: Config, args: argparse.Namespace, io: IO) -> int:
             out.write(f"machine   {machine['machine']}: last pushed {pushed}, last heard from the hub {heard}\n")
         if sync["withheld"]:
             out.write(f"withheld  {len(sync['withheld'])} note(s) kept off the hub (secrets): run `anamnesis doctor`\n")
+    out.write(f"semantic  {semantic_line(info['semantic'])}\n")
     if info["problems"]:
         out.write(f"problems  {info['problems']} file(s) could not be read: run `anamnesis doctor`\n")
     return 0
@@ -380,6 +413,15 @@ def _ago(when: str | None) -> str:
     else:
         age = f"{int(seconds // 86400)} days"
     return f"{age} ago ({when})"
+
+
+def semantic_line(semantic: dict[str, Any], embedded: int | None = None) -> str:
+    """One line on semantic search: its state, how many notes have a vector, and why not."""
+    counts = f"{semantic['embedded']}/{semantic['notes']} notes embedded"
+    fresh = f" ({embedded} just now)" if embedded else ""
+    if semantic["state"] in ("ready", "available"):
+        return f"semantic search on: {counts}{fresh}"
+    return f"semantic search {semantic['state']}, search is lexical only: {semantic['problem']} ({counts})"
 
 
 async def doctor(config: Config, args: argparse.Namespace, io: IO) -> int:
@@ -410,12 +452,13 @@ async def doctor(config: Config, args: argparse.Namespace, io: IO) -> int:
 
 
 async def eval_run(config: Config, args: argparse.Namespace, io: IO) -> int:
-    from anamnesis.evaluation import default_eval_path, load_eval_set, run_eval
+    from anamnesis.evaluation import default_eval_path, load_eval_set, load_unrelated, unrelated_path
     from anamnesis.index import SearchIndex
     from anamnesis.store import NoteStore
 
     eval_path = Path(args.eval_set) if args.eval_set else default_eval_path(config.home)
     cases = await anyio.to_thread.run_sync(load_eval_set, eval_path, args.include_unreviewed)
+    unrelated = await anyio.to_thread.run_sync(load_unrelated, unrelated_path(eval_path))
     if args.corpus:
         corpus = Path(args.corpus).absolute()  # noqa: ASYNC240 - no I/O, just joins the cwd
         if not await anyio.Path(corpus).is_dir():
@@ -425,26 +468,55 @@ async def eval_run(config: Config, args: argparse.Namespace, io: IO) -> int:
             index = await SearchIndex.open(Path(scratch) / "index.db", store)
             try:
                 await index.refresh()
-                report = await run_eval(index, cases)
+                reports = await _eval_reports(index, cases, unrelated, config)
             finally:
                 await index.aclose()
     else:
         async with open_memory(config) as memory:
             await memory.ensure_fresh()
-            report = await run_eval(memory.index, cases)
+            await memory.embed_pending()
+            reports = await _eval_reports(memory.index, cases, unrelated, config, memory.semantic)
+    report, lexical, gate = reports
     if args.json:
-        print_json(io.out, report.as_json())
+        print_json(io.out, {**report.as_json(), "lexical": lexical.as_json(), "prompt_gate": gate.as_json()})
         return 0
     io.out.write(f"{report.cases} queries from {eval_path}\n")
+    io.out.write("           hybrid  lexical\n")
     for k, value in report.recall.items():
-        io.out.write(f"recall@{k:<2} {value:.3f}\n")
-    io.out.write(f"MRR       {report.mrr:.3f}\n")
+        io.out.write(f"recall@{k:<2}  {value:.3f}   {lexical.recall[k]:.3f}\n")
+    io.out.write(f"MRR        {report.mrr:.3f}   {lexical.mrr:.3f}\n")
+    io.out.write(
+        f"prompt hook: right note shown for {gate.shown_right:.1%} of {gate.prompts} prompts, "
+        f"precision {gate.precision:.1%}; silent for {gate.silent:.1%} of {gate.unrelated} unrelated prompts\n"
+    )
     misses = [query for query, rank in report.ranks if rank is None]
     if misses:
         io.out.write(f"not found in the top {max(report.recall)} ({len(misses)}):\n")
         for query in misses[:20]:
             io.out.write(f"  - {query}\n")
     return 0
+
+
+async def _eval_reports(
+    index: SearchIndex, cases: Any, unrelated: Any, config: Config, semantic: Semantic | None = None
+) -> tuple[EvalReport, EvalReport, GateReport]:
+    """(the search every surface runs, lexical alone, the prompt gate) on `cases`; a throwaway
+    index gets its vectors here (a semantic side that is off or cannot load leaves the two equal)."""
+    from anamnesis.evaluation import run_eval, run_gate
+    from anamnesis.hybrid import Semantic
+    from anamnesis.memory import semantic_enabled
+    from anamnesis.vectorizer import embed_pending
+
+    if semantic is None and semantic_enabled(config):
+        semantic = Semantic()
+        await semantic.load()
+        if semantic.embedder is not None:
+            await embed_pending(index, semantic.embedder)
+    return (
+        await run_eval(index, cases, semantic=semantic),
+        await run_eval(index, cases),
+        await run_gate(index, cases, unrelated),
+    )
 
 
 def mcp(home: Path, environ: Mapping[str, str]) -> int:

@@ -53,6 +53,7 @@ async def health() -> Response:
             "branch": mem.git.branch,
             "dirty": mem.git.status_paths,
             "size": lambda: _file_size(anyio.Path(state.config.layout.index_path)),
+            "semantic": mem.recall_status,
         }
     )
     counts = found["counts"]
@@ -74,6 +75,7 @@ async def health() -> Response:
         "problems": [asdict(p) for p in found["problems"]],
         "git": {"head": found["head"], "branch": found["branch"], "uncommitted": len(found["dirty"])},
         "hub": state.config.remote,
+        "semantic": found["semantic"],
         "service": {
             "running": service.running,
             "sync_enabled": service.sync_enabled,

@@ -1,0 +1,236 @@
+"""Hybrid ranking, in one place: lexical BM25 and sentence vectors fused into one list.
+
+Every surface that searches (MCP `memory_search`, `anamnesis search`, the dashboard, the eval
+harness) comes through `hybrid_search`. Without a model (not installed, failed to load, turned
+off in config, or not loaded yet) it is exactly the lexical search; notes without a vector yet
+are still found lexically. The fusion was chosen by measurement (bench/bench_fusion.py, on the
+shipped eval set and BEIR SciFact with cross-validation):
+
+- lexical candidates: the strict (AND) and relaxed (OR) top `depth` by BM25;
+- dense candidates: the top `depth` by cosine within the same filters, with the query's words
+  that stand in more than `common_share` of the notes of the searched projects dropped before
+  embedding (a project's own name or a person's says nothing about which of its notes is meant);
+- each list's scores min-max normalised over its candidates, then weighted and summed (a note
+  absent from a list gets 0 there), 0.5/0.5. Reciprocal-rank fusion (k=60: eval recall@5 0.866,
+  SciFact nDCG@10 0.707; k=5: 0.921, 0.718) and other weights did worse on one set or the other.
+
+Snippets are fetched only for the final `limit` hits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import anyio.to_thread
+
+from anamnesis.queries import (
+    candidates_plan,
+    hits_plan,
+    index_stamp_plan,
+    scope_plan,
+    term_counts_plan,
+    vectors_plan,
+)
+from anamnesis.search import DEFAULT_LIMIT, MAX_LIMIT, Hit, SearchFilters, build_query, clamp_limit, search
+
+if TYPE_CHECKING:
+    from anamnesis.embedding import Embedder
+    from anamnesis.index import SearchIndex
+
+
+@dataclass(frozen=True, slots=True)
+class Fusion:
+    """How the two lists are fused (the defaults are what the measurements chose)."""
+
+    lexical_weight: float = 0.5
+    depth: int = 50
+    common_share: float = 0.2
+    method: str = "minmax"  # or "rrf"
+    rrf_k: float = 60.0
+    strict_bonus: float = 0.0
+
+
+DEFAULT_FUSION = Fusion()
+
+
+@dataclass(slots=True)
+class _Vectors:
+    generation: int | None = None
+    pks: Any = None  # numpy int64 array
+    matrix: Any = None  # numpy float32 (n, 384)
+    rows: dict[int, int] = field(default_factory=dict)
+
+
+class Semantic:
+    """The semantic side of one long-lived process: the model once loaded, and the vectors.
+
+    `embedder` is None until `load` succeeds; `problem` says why it did not (shown by
+    `status`, `doctor` and the dashboard). Vectors are read from the index again only when
+    its vector generation changed (another process embedded or dropped some).
+    """
+
+    def __init__(self, embedder: Embedder | None = None, problem: str | None = None) -> None:
+        self.embedder = embedder
+        self.problem = problem
+        self.lender: Path | None = None  # the service's socket, when it lends its model instead
+        self.lender_lost = anyio.Event()
+        self._vectors = _Vectors()
+        self._scopes: dict[SearchFilters, tuple[tuple[int, int, int], Any]] = {}
+        self._loading = anyio.Lock()
+
+    @property
+    def ready(self) -> bool:
+        return self.embedder is not None or self.lender is not None
+
+    async def query_vector(self, text: str) -> Any | None:
+        """The query's vector from the model here or the one the service lends (None: no answer)."""
+        if self.embedder is not None:
+            return await anyio.to_thread.run_sync(self.embedder.embed_one, text)
+        if self.lender is not None:
+            from anamnesis.model_lending import borrowed_vector
+
+            vector = await borrowed_vector(self.lender, text)
+            if vector is None:  # the service stopped: lexical until a model is loaded here
+                self.lender = None
+                self.lender_lost.set()
+            return vector
+        return None
+
+    async def load(self) -> None:
+        """Load the model in a worker thread, once however many tasks ask; on failure record
+        why (search stays lexical)."""
+        from anamnesis.embedding import load_embedder
+        from anamnesis.errors import ModelUnavailableError
+
+        async with self._loading:
+            if self.embedder is not None or self.problem is not None:
+                return
+            try:
+                self.embedder = await anyio.to_thread.run_sync(load_embedder)
+            except ModelUnavailableError as exc:
+                self.problem = str(exc)
+
+    async def scope_rows(self, index: SearchIndex, filters: SearchFilters) -> tuple[_Vectors, Any, int]:
+        """The vectors, the rows of them within `filters`, and how many notes `filters` admit;
+        read again only when the index changed (any process's commit, or a new vector)."""
+        import numpy as np
+
+        stamp = await index.run(index_stamp_plan())
+        vectors = await self.vectors(index)
+        cached = self._scopes.get(filters)
+        if cached is not None and cached[0] == stamp:
+            rows, size = cached[1]
+            return vectors, rows, size
+        scope = await index.run(scope_plan(filters))
+        rows = np.asarray([vectors.rows[pk] for pk in scope if pk in vectors.rows], dtype=np.int64)
+        if len(self._scopes) > 32:
+            self._scopes.clear()
+        self._scopes[filters] = (stamp, (rows, len(scope)))
+        return vectors, rows, len(scope)
+
+    async def vectors(self, index: SearchIndex) -> _Vectors:
+        import numpy as np
+
+        generation, rows = await index.run(vectors_plan(self._vectors.generation))
+        if rows is None:
+            return self._vectors
+        if rows:
+            pks = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
+            matrix = np.frombuffer(b"".join(row[1] for row in rows), dtype=np.float16).reshape(len(rows), -1)
+            self._vectors = _Vectors(generation, pks, matrix.astype(np.float32), {int(p): i for i, p in enumerate(pks)})
+        else:
+            self._vectors = _Vectors(generation, np.zeros(0, dtype=np.int64), np.zeros((0, 384), np.float32), {})
+        return self._vectors
+
+
+async def hybrid_search(
+    index: SearchIndex,
+    text: str,
+    filters: SearchFilters = SearchFilters(),
+    limit: int | None = DEFAULT_LIMIT,
+    semantic: Semantic | None = None,
+    *,
+    max_limit: int = MAX_LIMIT,
+    fusion: Fusion = DEFAULT_FUSION,
+) -> list[Hit]:
+    """Ranked hits for `text`: fused lexical and vector scores, or lexical alone without a model."""
+    if semantic is None or not semantic.ready:
+        return await search(index, text, filters, limit, max_limit=max_limit)
+    wanted = clamp_limit(limit, max_limit)
+    query = build_query(text)
+    if query is None:
+        return []
+    depth = max(fusion.depth, wanted)
+    found = await index.run(candidates_plan(query, filters, depth))
+    lexical, strict_pks = found.scores, set(found.strict)
+    dense = await _dense_scores(index, semantic, text, query.terms, filters, depth, fusion)
+    fused = fuse(lexical, dense, fusion, strict_pks)
+    ranked = sorted(fused.items(), key=lambda item: -item[1])[:wanted]
+    matches = [(pk, score, _match(pk, strict_pks, lexical)) for pk, score in ranked]
+    return await index.run(hits_plan(matches, query.relaxed))
+
+
+def _match(pk: int, strict: set[int], lexical: dict[int, float]) -> str:
+    return "strict" if pk in strict else "relaxed" if pk in lexical else "semantic"
+
+
+async def _dense_scores(
+    index: SearchIndex,
+    semantic: Semantic,
+    text: str,
+    terms: tuple[str, ...],
+    filters: SearchFilters,
+    depth: int,
+    fusion: Fusion,
+) -> dict[int, float]:
+    """Cosine of the best `depth` notes in scope to the query, its scope-common words dropped."""
+    import numpy as np
+
+    vectors, rows, scope_size = await semantic.scope_rows(index, filters)
+    if not len(rows):
+        return {}
+    cap = int(fusion.common_share * scope_size)
+    common: set[str] = set()
+    if len(terms) > 1 and filters.projects:  # a project's own words; across all, few are that common
+        counts = await index.run(term_counts_plan(terms, filters, cap + 1))
+        common = {term for term, count in zip(terms, counts, strict=True) if count > cap}
+    query_vector = await semantic.query_vector(dense_query(text, common))
+    if query_vector is None:
+        return {}
+    scores = vectors.matrix[rows] @ query_vector
+    top = np.argsort(-scores)[:depth]
+    return {int(vectors.pks[rows[i]]): float(scores[i]) for i in top}
+
+
+def dense_query(text: str, common: set[str]) -> str:
+    """`text` without the words in `common` (matched lower-cased); the text itself if none remain."""
+    import re
+
+    if not common:
+        return text
+    kept = [word for word in re.findall(r"\w+", text) if word.lower() not in common]
+    return " ".join(kept) if kept else text
+
+
+def fuse(lexical: dict[int, float], dense: dict[int, float], fusion: Fusion, strict: set[int]) -> dict[int, float]:
+    """One score per candidate from the two lists (see the module docstring)."""
+    fused: dict[int, float] = {}
+    weight = fusion.lexical_weight
+    if fusion.method == "rrf":
+        for scores, w in ((lexical, weight), (dense, 1.0 - weight)):
+            order = sorted(scores, key=lambda pk: -scores[pk])
+            for rank, pk in enumerate(order, start=1):
+                fused[pk] = fused.get(pk, 0.0) + w / (fusion.rrf_k + rank)
+        return fused
+    for scores, w in ((lexical, weight), (dense, 1.0 - weight)):
+        if not scores:
+            continue
+        low, high = min(scores.values()), max(scores.values())
+        for pk, score in scores.items():
+            fused[pk] = fused.get(pk, 0.0) + w * ((score - low) / (high - low) if high > low else 1.0)
+    if fusion.strict_bonus:
+        for pk in strict:
+            fused[pk] = fused.get(pk, 0.0) + fusion.strict_bonus
+    return fused

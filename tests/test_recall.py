@@ -1,0 +1,174 @@
+"""Semantic recall: the model's fidelity, vectors as derived data, and hybrid search through Memory."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from anamnesis.config import Config, load_config, write_config_file
+from anamnesis.embedding import MODEL_PATH_ENV, load_embedder
+from anamnesis.errors import ModelUnavailableError
+from anamnesis.memory import Memory, NoteDraft, open_memory
+from anamnesis.search import SearchFilters
+
+pytestmark = pytest.mark.anyio
+
+REFERENCE = Path(__file__).parent / "data" / "minilm_fp32_reference.json"
+BILLING = NoteDraft(
+    type="semantic",
+    title="Nightly export outage",
+    body="The nightly billing export died because the S3 credentials expired; rotate them in the vault.",
+    project="github.com/acme/billing",
+)
+OTHERS = [
+    NoteDraft(type="procedural", title="Pytest fixtures", body="Fixtures live in conftest.py per package."),
+    NoteDraft(type="semantic", title="Frontend stack", body="The dashboard is written in Svelte with Vite."),
+    NoteDraft(type="procedural", title="Commit style", body="Commit messages use the imperative mood."),
+]
+QUESTION = "why did the invoices job fail"
+
+
+@pytest.fixture(scope="module")
+def embedder():  # type: ignore[no-untyped-def]
+    return load_embedder()
+
+
+def test_vectors_match_the_original_fp32_model(embedder) -> None:  # type: ignore[no-untyped-def]
+    # Reference vectors computed once by a numpy forward pass of the original fp32 weights of
+    # sentence-transformers/all-MiniLM-L6-v2 (mean pooling, L2 norm): int8 must stay close.
+    reference = json.loads(REFERENCE.read_text(encoding="utf-8"))
+    ours = embedder.embed(reference["sentences"])
+    expected = np.asarray(reference["vectors"], dtype=np.float32)
+    fidelity = (ours * expected).sum(axis=1)
+    assert fidelity.min() >= 0.998, fidelity
+    # and what that buys: a paraphrase is near, an unrelated sentence is not
+    similarity = ours @ ours.T
+    assert similarity[0, 1] > 0.3 > similarity[0, 5] + 0.2
+    assert similarity[3, 4] > 0.6
+
+
+def test_padding_does_not_change_a_vector(embedder) -> None:  # type: ignore[no-untyped-def]
+    # Batched with a long text, a short one must get the vector it gets alone (no [PAD] pooled).
+    alone = embedder.embed(["A man is playing a guitar."])[0]
+    batched = embedder.embed(["A man is playing a guitar.", "word " * 100])[0]
+    assert float(alone @ batched) > 0.9999
+
+
+def test_a_model_file_that_is_not_the_pinned_one_is_refused(tmp_path: Path) -> None:
+    impostor = tmp_path / "model.onnx"
+    impostor.write_bytes(b"not the model" * 1000)
+    with pytest.raises(ModelUnavailableError, match="not the pinned file"):
+        load_embedder({MODEL_PATH_ENV: str(impostor)})
+    with pytest.raises(ModelUnavailableError, match="cannot read"):
+        load_embedder({MODEL_PATH_ENV: str(tmp_path / "missing.onnx")})
+
+
+async def write_all(memory: Memory) -> str:
+    billing = await memory.write(BILLING)
+    for draft in OTHERS:
+        await memory.write(draft)
+    return billing.id
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_search_finds_what_was_meant(memory: Memory) -> None:
+    billing = await write_all(memory)
+    assert await memory.search(QUESTION) == []  # no word in common: lexical search alone finds nothing
+    assert await memory.load_model() is None
+    assert await memory.embed_pending(static=False) == len(OTHERS) + 1
+    hits = await memory.search(QUESTION, SearchFilters(), 3)
+    assert hits[0].id == billing
+    assert hits[0].match == "semantic"
+    assert "billing export" in hits[0].snippet
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_notes_without_a_vector_are_still_found_by_their_words(memory: Memory) -> None:
+    await memory.load_model()
+    await write_all(memory)
+    await memory.embed_pending(static=False)
+    late = await memory.write(NoteDraft(type="semantic", title="Kafka retention", body="Topics keep seven days."))
+    status = await memory.recall_status()
+    assert (status["embedded"], status["notes"]) == (4, 5)
+    assert [hit.id for hit in await memory.search("kafka retention")][:1] == [late.id]
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_an_edited_note_gets_a_new_vector(memory: Memory) -> None:
+    await memory.load_model()
+    billing = await write_all(memory)
+    await memory.embed_pending(static=False)
+    note = await memory.get(billing)
+    await memory.save(note.with_changes(body="Team lunch is on Thursdays at the Thai place."))
+    assert (await memory.recall_status())["embedded"] == len(OTHERS)  # the stale vector is gone
+    assert await memory.embed_pending(static=False) == 1
+    hits = await memory.search("where do we eat together", SearchFilters(), 1)
+    assert hits[0].id == billing
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_the_config_switch_keeps_search_lexical(config: Config) -> None:
+    write_config_file(config.layout.config_path, {**config.raw, "search": {"semantic": False}})
+    switched = load_config(config.home, {"ANAMNESIS_MACHINE_ID": config.machine_id})
+    async with open_memory(switched) as memory:
+        await write_all(memory)
+        assert await memory.embed_pending(static=False) == 0
+        assert await memory.search(QUESTION) == []
+        status = await memory.status()
+        assert status["semantic"]["state"] == "off"
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_model_that_cannot_load_is_reported_and_search_stays_lexical(
+    memory: Memory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(MODEL_PATH_ENV, str(tmp_path / "gone.onnx"))
+    await write_all(memory)
+    status = (await memory.status())["semantic"]
+    assert status["state"] == "unavailable"
+    assert "gone.onnx" in status["problem"]
+    assert await memory.load_model() is not None
+    assert await memory.embed_pending(static=False) == 0
+    assert [hit.title for hit in await memory.search("billing export")] == ["Nightly export outage"]
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_doctor_says_when_search_is_lexical_only(
+    config: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from anamnesis.doctor import run_doctor
+
+    [ready] = [f for f in await run_doctor(config) if f.check == "semantic"]
+    assert (ready.level, ready.message) == ("ok", "model ready; 0 of 0 notes embedded")
+    monkeypatch.setenv(MODEL_PATH_ENV, str(tmp_path / "gone.onnx"))
+    [missing] = [f for f in await run_doctor(config) if f.check == "semantic"]
+    assert missing.level == "warning"
+    assert "search is lexical only" in missing.message
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_session_borrows_the_services_model_instead_of_loading_its_own(config: Config) -> None:
+    import anyio
+
+    async with open_memory(config) as service, open_memory(config) as session:
+        billing = await write_all(service)
+        await service.embed_pending(static=False)
+        assert not await session.borrow_model()  # no service lends one yet
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(service.lend_model)
+            with anyio.fail_after(30):
+                while not await session.borrow_model():
+                    await anyio.sleep(0.05)
+            assert session.semantic is not None
+            assert session.semantic.embedder is None  # nothing loaded in this process
+            hits = await session.search(QUESTION, SearchFilters(), 3)
+            assert hits[0].id == billing
+            assert (await session.recall_status())["lent"] is True
+            tasks.cancel_scope.cancel()
+        assert await session.search(QUESTION) == []  # the service is gone: lexical again, no error
+        assert session.semantic.lender_lost.is_set()  # (an MCP server then loads its own model)
+        assert await session.load_model() is None
+        assert (await session.search(QUESTION, SearchFilters(), 3))[0].id == billing
