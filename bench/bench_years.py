@@ -327,10 +327,16 @@ async def main(args: argparse.Namespace) -> int:
 
             size_after = du(desktop.memory_dir / ".git")
             loose_after = await footprint(repo)
+            # The floor: the same repository directory, copied, after git's most thorough gc.
             aggressive = scratch / "aggressive.git"
-            subprocess.run(["git", "clone", "-q", "--mirror", str(desktop.memory_dir), str(aggressive)], check=True)
-            subprocess.run(["git", "-C", str(aggressive), "gc", "-q", "--aggressive", "--prune=now"], check=True)
+            shutil.copytree(desktop.memory_dir / ".git", aggressive)
+            subprocess.run(["git", "--git-dir", str(aggressive), "gc", "-q", "--aggressive", "--prune=now"], check=True)
             size_floor = du(aggressive)
+            for label, git_dir in (("after upkeep", desktop.memory_dir / ".git"), ("aggressive", aggressive)):
+                parts = {p.name: du(p) if p.is_dir() else p.stat().st_size for p in git_dir.iterdir()}
+                packs = du(git_dir / "objects" / "pack")
+                top = ", ".join(f"{k} {v / 1e6:.1f}" for k, v in sorted(parts.items(), key=lambda kv: -kv[1])[:4])
+                print(f"  {label}: packs {packs / 1e6:.1f} MB; largest parts (MB): {top}", file=sys.stderr)
             table.add_text(
                 "memory/.git before upkeep",
                 f"{size_before / 1e6:.1f} MB",
