@@ -228,7 +228,9 @@ async def sync(config: Config, args: argparse.Namespace, io: IO) -> int:
     from anamnesis.sync import run_sync
 
     if args.progress:
-        return await _sync_reporting(config)
+        code = await _sync_reporting(config)
+        await _upkeep_in_background(config)
+        return code
     if args.settle is not None and not await _settled(config, args.settle):
         return 0  # another push is already waiting, and carries what this one would have
     report = await run_sync(config)
@@ -239,11 +241,17 @@ async def sync(config: Config, args: argparse.Namespace, io: IO) -> int:
         print_json(io.out, shown)
     elif not args.quiet:
         _write_report(io, report)
-    if args.quiet:  # how hooks start it in the background: keep the store in shape there (hourly)
-        from anamnesis.upkeep import run_upkeep
-
-        await run_upkeep(config)
+    if args.quiet:
+        await _upkeep_in_background(config)
     return 0 if report.ok else 1
+
+
+async def _upkeep_in_background(config: Config) -> None:
+    """`--quiet` and `--progress` are how hooks and writers start a sync in the background: keep
+    the store in shape there too (at most hourly; see `anamnesis.upkeep`)."""
+    from anamnesis.upkeep import run_upkeep
+
+    await run_upkeep(config)
 
 
 async def _sync_reporting(config: Config) -> int:
