@@ -36,16 +36,26 @@ def claude_checks(environ: Mapping[str, str]) -> list[Check]:
     async def check_mcp(config: Config) -> list[Finding]:
         server = registered_server(paths)
         if server is None:
-            return [Finding("warning", "mcp", f"no '{SERVER_NAME}' MCP server in {paths.state_file}",
-                            "run `anamnesis init`")]
+            return [
+                Finding(
+                    "warning", "mcp", f"no '{SERVER_NAME}' MCP server in {paths.state_file}", "run `anamnesis init`"
+                )
+            ]
         return [await _start_server(server, environ)]
 
     return [check_hooks, check_mcp]
 
 
 async def _run_hook(event: str, command: str, config: Config, environ: Mapping[str, str]) -> Finding:
-    payload = json.dumps({"session_id": "anamnesis-doctor", "cwd": str(config.home), "prompt": "doctor check",
-                          "hook_event_name": event, "source": "startup"})
+    payload = json.dumps(
+        {
+            "session_id": "anamnesis-doctor",
+            "cwd": str(config.home),
+            "prompt": "doctor check",
+            "hook_event_name": event,
+            "source": "startup",
+        }
+    )
     # What Claude Code gives a hook when launched from a GUI: a bare PATH.
     env = {"HOME": environ.get("HOME", ""), "PATH": "/usr/bin:/bin"}
     if "CLAUDE_CONFIG_DIR" in environ:
@@ -63,8 +73,12 @@ async def _run_hook(event: str, command: str, config: Config, environ: Mapping[s
     out = result.stdout.decode(errors="replace").strip()
     if result.returncode != 0:
         err = result.stderr.decode(errors="replace").strip().splitlines()
-        return Finding("error", "hooks", f"{event}: exit {result.returncode}: {err[-1] if err else ''}",
-                       "run `anamnesis init` to rewrite the hooks with this installation's path")
+        return Finding(
+            "error",
+            "hooks",
+            f"{event}: exit {result.returncode}: {err[-1] if err else ''}",
+            "run `anamnesis init` to rewrite the hooks with this installation's path",
+        )
     if out:
         try:
             json.loads(out)
@@ -77,8 +91,12 @@ async def _run_hook(event: str, command: str, config: Config, environ: Mapping[s
             logged = handle.read().decode(errors="replace").strip().splitlines()
         failures = [line for line in logged if f" {event} " in line and "slow:" not in line]
         if failures:
-            return Finding("error", "hooks", f"{event} ran but failed inside: {failures[-1][:300]}",
-                           "see state/hooks.log; `anamnesis reindex` or reinstalling may help")
+            return Finding(
+                "error",
+                "hooks",
+                f"{event} ran but failed inside: {failures[-1][:300]}",
+                "see state/hooks.log; `anamnesis reindex` or reinstalling may help",
+            )
     return Finding("ok", "hooks", f"{event} runs and answers correctly")
 
 
@@ -87,8 +105,11 @@ async def _start_server(server: Mapping[str, object], environ: Mapping[str, str]
 
     command = str(server.get("command", ""))
     args = [str(a) for a in server.get("args", []) or []]  # type: ignore[attr-defined]
-    env = {**{k: v for k, v in environ.items() if k in ("HOME", "PATH", "CLAUDE_CONFIG_DIR")},
-           **{str(k): str(v) for k, v in (server.get("env") or {}).items()}}  # type: ignore[attr-defined]
+    extra = server.get("env")
+    env = {
+        **{k: v for k, v in environ.items() if k in ("HOME", "PATH", "CLAUDE_CONFIG_DIR")},
+        **({str(k): str(v) for k, v in extra.items()} if isinstance(extra, Mapping) else {}),
+    }
     params = StdioServerParameters(command=command, args=args, env=env, cwd=os.getcwd())
     try:
         with anyio.fail_after(MCP_CHECK_TIMEOUT):
@@ -97,8 +118,12 @@ async def _start_server(server: Mapping[str, object], environ: Mapping[str, str]
     except TimeoutError:
         return Finding("error", "mcp", f"the MCP server did not list its tools within {MCP_CHECK_TIMEOUT:g} s")
     except Exception as exc:
-        return Finding("error", "mcp", f"the MCP server `{command} {' '.join(args)}` failed to start: {exc}",
-                       "run `anamnesis init`; check `anamnesis mcp` by hand")
+        return Finding(
+            "error",
+            "mcp",
+            f"the MCP server `{command} {' '.join(args)}` failed to start: {exc}",
+            "run `anamnesis init`; check `anamnesis mcp` by hand",
+        )
     missing = EXPECTED_TOOLS - names
     if missing:
         return Finding("error", "mcp", f"the MCP server lacks tools: {', '.join(sorted(missing))}")

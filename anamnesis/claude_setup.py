@@ -246,8 +246,9 @@ def plan_uninstall(paths: ClaudePaths, record: Path) -> SetupPlan:
     old_state_text, state = _load(paths.state_file)
     if old_state_text is not None and SERVER_NAME in (state.get("mcpServers") or {}):
         servers = dict(state["mcpServers"])
-        if "anamnesis" in " ".join([str(servers[SERVER_NAME].get("command", "")),
-                                    *map(str, servers[SERVER_NAME].get("args", []))]):
+        if "anamnesis" in " ".join(
+            [str(servers[SERVER_NAME].get("command", "")), *map(str, servers[SERVER_NAME].get("args", []))]
+        ):
             servers.pop(SERVER_NAME)
         state["mcpServers"] = servers
         plan.files[paths.state_file] = (old_state_text, _dump(state))

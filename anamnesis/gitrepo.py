@@ -251,8 +251,15 @@ class GitRepo:
         """
         fmt = _RECORD + _FIELD.join(("%H", "%an", "%ae", "%aI", "%s"))
         result = await self.run(
-            "--literal-pathspecs", "log", f"--max-count={limit}", "--no-renames", "--name-status",
-            f"--format={fmt}", "--", *paths, check=False,
+            "--literal-pathspecs",
+            "log",
+            f"--max-count={limit}",
+            "--no-renames",
+            "--name-status",
+            f"--format={fmt}",
+            "--",
+            *paths,
+            check=False,
         )
         if result.returncode != 0:
             return []

@@ -139,8 +139,9 @@ def _user_prompt_submit(config: Any, payload: dict[str, Any], environ: Mapping[s
         return None
     shown = _shown(config, payload)
     project = project_of(payload, environ)
-    context = _read(config, "user-prompt-submit", lambda: prompt_context_plan(project, prompt, shown),
-                    FRESHNESS_BOUND / 2)
+    context = _read(
+        config, "user-prompt-submit", lambda: prompt_context_plan(project, prompt, shown), FRESHNESS_BOUND / 2
+    )
     if context is None:
         return None
     if context.shown_ids:
@@ -237,7 +238,11 @@ def _capture_handler(event: str) -> Handler:
         summary = payload.get("compact_summary")
         async with open_memory(config, busy_timeout_ms=HOOK_BUSY_TIMEOUT_MS) as memory:
             await capture_session(
-                memory, transcript, session_id, project_of(payload, environ), _CAPTURE_SOURCES[event],
+                memory,
+                transcript,
+                session_id,
+                project_of(payload, environ),
+                _CAPTURE_SOURCES[event],
                 cursor_dir=config.layout.state_dir / "capture",
                 compact_summary=summary if isinstance(summary, str) else None,
                 lock_timeout=HOOK_LOCK_TIMEOUT,
@@ -257,8 +262,21 @@ def _detach_capture(payload: Mapping[str, Any], environ: Mapping[str, str], sour
     """Start `anamnesis capture` for the payload's session in a process that outlives the hook."""
     session_id, transcript = payload.get("session_id"), payload.get("transcript_path")
     if isinstance(session_id, str) and session_id and isinstance(transcript, str) and transcript:
-        _detach(["capture", "--session-id", session_id, "--transcript", transcript,
-                 "--project", project_of(payload, environ), "--source", source, *options], environ)
+        _detach(
+            [
+                "capture",
+                "--session-id",
+                session_id,
+                "--transcript",
+                transcript,
+                "--project",
+                project_of(payload, environ),
+                "--source",
+                source,
+                *options,
+            ],
+            environ,
+        )
 
 
 def _unread_bytes(config: Any, session_id: str, transcript: str) -> int:

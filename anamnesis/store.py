@@ -245,7 +245,6 @@ class NoteStore:
                     ):
                         yield here / name
 
-
     def unsafe_entries(self) -> Iterator[str]:
         """Symbolic links and other non-regular entries under every scope root (not .git): the
         store skips them; doctor lists them (relative to the home)."""

@@ -39,18 +39,38 @@ def timed(argv: list[str], stdin: str, env: dict[str, str]) -> tuple[float, str]
 
 def big_transcript(path: Path, megabytes: int) -> None:
     """A transcript of realistic lines (user asks, assistant text, tool uses) of the given size."""
-    line_user = {"type": "user", "message": {"role": "user", "content": "Please refactor the quote fetcher " * 20},
-                 "sessionId": "bench", "cwd": "/tmp/bench-project", "gitBranch": "main"}
+    line_user = {
+        "type": "user",
+        "message": {"role": "user", "content": "Please refactor the quote fetcher " * 20},
+        "sessionId": "bench",
+        "cwd": "/tmp/bench-project",
+        "gitBranch": "main",
+    }
     with path.open("w", encoding="utf-8") as out:
         written = 0
         turn = 0
         while written < megabytes * 1024 * 1024:
             turn += 1
-            assistant = {"type": "assistant", "sessionId": "bench", "message": {
-                "id": f"msg_{turn}", "role": "assistant",
-                "content": [{"type": "tool_use", "id": f"t{turn}", "name": "Edit",
-                             "input": {"file_path": f"/tmp/bench-project/src/mod_{turn % 50}.py",
-                                       "old_string": "x" * 2000, "new_string": "y" * 2000}}]}}
+            assistant = {
+                "type": "assistant",
+                "sessionId": "bench",
+                "message": {
+                    "id": f"msg_{turn}",
+                    "role": "assistant",
+                    "content": [
+                        {
+                            "type": "tool_use",
+                            "id": f"t{turn}",
+                            "name": "Edit",
+                            "input": {
+                                "file_path": f"/tmp/bench-project/src/mod_{turn % 50}.py",
+                                "old_string": "x" * 2000,
+                                "new_string": "y" * 2000,
+                            },
+                        }
+                    ],
+                },
+            }
             for record in (line_user, assistant):
                 line = json.dumps(record) + "\n"
                 out.write(line)

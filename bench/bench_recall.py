@@ -70,8 +70,10 @@ async def main(n: int, count: int) -> int:
         print(f"  model load {load_seconds:.2f} s; embedded {stored} notes in {seconds:.1f} s", end="")
         print(f" ({stored / seconds:.0f} notes/s)" if stored else " (all had vectors)")
         print(f"  vectors: {status['embedded']}/{status['notes']}")
-        print(f"  resident memory: {before:.0f} MB before the model, +{loaded - before:.0f} MB loaded, "
-              f"+{embedded - before:.0f} MB after embedding")
+        print(
+            f"  resident memory: {before:.0f} MB before the model, +{loaded - before:.0f} MB loaded, "
+            f"+{embedded - before:.0f} MB after embedding"
+        )
         if stored > 500:
             table.add("embedding: seconds per 1k notes", seconds / stored * 1000, None, 1000 / EMBED_RATE_TARGET)
 

@@ -11,9 +11,31 @@ from tests.hookprobe import probe_hook
 
 PACKAGE = Path(__file__).resolve().parent.parent / "anamnesis"
 HEAVY = ("mcp", "quart", "hypercorn", "asyncssh", "pydantic")
-CORE = ("notes", "config", "errors", "ids", "store", "index", "search", "queries", "shapes", "memory", "gitrepo",
-        "project", "context", "doctor", "evaluation", "home", "locks", "embedding", "hybrid", "vectorizer",
-        "static_recall", "static_table", "model_lending")
+CORE = (
+    "notes",
+    "config",
+    "errors",
+    "ids",
+    "store",
+    "index",
+    "search",
+    "queries",
+    "shapes",
+    "memory",
+    "gitrepo",
+    "project",
+    "context",
+    "doctor",
+    "evaluation",
+    "home",
+    "locks",
+    "embedding",
+    "hybrid",
+    "vectorizer",
+    "static_recall",
+    "static_table",
+    "model_lending",
+)
 
 
 def test_the_hook_path_never_imports_mcp_quart_or_asyncssh(anamnesis_home: Path) -> None:
@@ -24,8 +46,15 @@ def test_the_hook_path_never_imports_mcp_quart_or_asyncssh(anamnesis_home: Path)
 
 
 def test_core_modules_never_import_adapters_or_their_libraries() -> None:
-    forbidden = {*HEAVY, "anamnesis.cli", "anamnesis.mcp_server", "anamnesis.hooks", "anamnesis.dashboard",
-                 "click", "anamnesis.sync.ssh"}
+    forbidden = {
+        *HEAVY,
+        "anamnesis.cli",
+        "anamnesis.mcp_server",
+        "anamnesis.hooks",
+        "anamnesis.dashboard",
+        "click",
+        "anamnesis.sync.ssh",
+    }
     for name in CORE:
         tree = ast.parse((PACKAGE / f"{name}.py").read_text())
         for node in ast.walk(tree):

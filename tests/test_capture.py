@@ -244,8 +244,11 @@ def test_a_session_note_without_an_ask_is_titled_by_its_branch_or_files() -> Non
     from anamnesis.capture.summary import heuristic_summary
     from anamnesis.capture.transcript import SessionDigest
 
-    on_branch = SessionDigest(git_branch="fix/BILL-231-dunning", files_touched=("/w/billing/tasks/dunning.py",),
-                              outcome="Retries now stop after day 14 as decided.")
+    on_branch = SessionDigest(
+        git_branch="fix/BILL-231-dunning",
+        files_touched=("/w/billing/tasks/dunning.py",),
+        outcome="Retries now stop after day 14 as decided.",
+    )
     assert heuristic_summary(on_branch).title == "Session on branch fix/BILL-231-dunning"
     files_only = SessionDigest(cwd="/w", files_touched=("/w/billing/tasks/dunning.py", "/w/tests/test_dunning.py"))
     assert heuristic_summary(files_only).title == "Session editing dunning.py, test_dunning.py"

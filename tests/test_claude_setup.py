@@ -24,8 +24,9 @@ USER_SETTINGS = {
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "anamnesis", *args], capture_output=True, text=True,
-                          timeout=120, check=False, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "anamnesis", *args], capture_output=True, text=True, timeout=120, check=False, env=env
+    )
 
 
 def claude_dir() -> Path:
@@ -129,9 +130,16 @@ def test_written_hook_commands_run_and_fail_open(anamnesis_home: Path, tmp_path:
     assert run("init").returncode == 0
     settings = json.loads((claude_dir() / "settings.json").read_text())
     for event, command in our_commands(settings).items():
-        result = subprocess.run(command, shell=True, input='{"cwd": "/", "session_id": "t"}', capture_output=True,
-                                text=True, timeout=60, env={"PATH": "/usr/bin:/bin", "HOME": os.environ["HOME"]},
-                                check=False)
+        result = subprocess.run(
+            command,
+            shell=True,
+            input='{"cwd": "/", "session_id": "t"}',
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={"PATH": "/usr/bin:/bin", "HOME": os.environ["HOME"]},
+            check=False,
+        )
         assert result.returncode == 0, (event, result.stderr)
 
 
@@ -146,7 +154,14 @@ def _claude() -> str:
 
 @pytest.mark.parametrize("target", [".", ".claude-plugin/plugin.json"])
 def test_the_repository_is_a_valid_plugin_marketplace(tmp_path: Path, target: str) -> None:
-    result = subprocess.run([_claude(), "plugin", "validate", target], cwd=REPO, capture_output=True, text=True,
-                            timeout=120, env={**os.environ, "HOME": str(tmp_path)}, check=False)
+    result = subprocess.run(
+        [_claude(), "plugin", "validate", target],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "HOME": str(tmp_path)},
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Validation passed" in result.stdout

@@ -50,7 +50,9 @@ def test_init_creates_the_home_and_a_second_run_changes_nothing(anamnesis_home: 
     assert json.loads(config.read_text())["machine_id"] == "desktop"
     branch = subprocess.run(
         ["git", "-C", str(anamnesis_home / "memory"), "symbolic-ref", "--short", "HEAD"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
     assert branch == "main"
     before = {p: p.stat().st_mtime_ns for p in anamnesis_home.rglob("*") if ".git" not in p.parts and p.suffix != ".db"}
@@ -62,8 +64,15 @@ def test_init_creates_the_home_and_a_second_run_changes_nothing(anamnesis_home: 
 
 def test_written_note_is_printed_by_id_found_by_search_and_listed(home: Path, tmp_path: Path) -> None:
     note_id = ok(
-        "write", "--type", "procedural", "--title", "Configs over scripts", "--tags", "convention,style",
-        "--project", "github.com/acme/quotes-api",
+        "write",
+        "--type",
+        "procedural",
+        "--title",
+        "Configs over scripts",
+        "--tags",
+        "convention,style",
+        "--project",
+        "github.com/acme/quotes-api",
         stdin="We always prefer configuration files over ad-hoc scripts in this repo.\n",
     ).strip()
     assert len(note_id) == 26
@@ -96,8 +105,7 @@ def test_write_defaults_to_the_project_of_the_working_directory(home: Path, tmp_
 
 def test_list_pages_newest_first_with_a_cursor(home: Path) -> None:
     ids = [
-        ok("write", "-t", "semantic", "--title", f"Fact number {i}", f"body {i}", "-p", "p").strip()
-        for i in range(5)
+        ok("write", "-t", "semantic", "--title", f"Fact number {i}", f"body {i}", "-p", "p").strip() for i in range(5)
     ]
     seen: list[str] = []
     cursor: str | None = None
@@ -211,8 +219,14 @@ def test_eval_run_scores_the_shipped_eval_set() -> None:
 
 @pytest.mark.slow
 def test_search_finds_what_was_meant_after_reindex_embeds_the_notes(home: None) -> None:
-    ok("write", "--type", "semantic", "--title", "Nightly export outage",
-       "The nightly billing export died because the S3 credentials expired.")
+    ok(
+        "write",
+        "--type",
+        "semantic",
+        "--title",
+        "Nightly export outage",
+        "The nightly billing export died because the S3 credentials expired.",
+    )
     ok("write", "--type", "procedural", "--title", "Commit style", "Commit messages use the imperative mood.")
     assert "Nothing found" in ok("search", "why did the invoices job fail")  # the vectors are not there yet
     assert "semantic search on: 2/2 notes embedded (2 just now)" in ok("reindex")

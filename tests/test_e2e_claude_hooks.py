@@ -28,8 +28,12 @@ LESSON = "the quotes cache must be warmed with make warm-cache before every load
 
 
 def _committed(home: Path, note: Path) -> bool:
-    status = subprocess.run(["git", "-C", str(home / "memory"), "status", "--porcelain", "--", f"episodic/{note.name}"],
-                            capture_output=True, text=True, check=False)
+    status = subprocess.run(
+        ["git", "-C", str(home / "memory"), "status", "--porcelain", "--", f"episodic/{note.name}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     return status.returncode == 0 and status.stdout.strip() == ""
 
 
@@ -58,10 +62,7 @@ async def test_a_session_is_captured_without_secrets_and_handed_to_the_next_one(
     (project / ".anamnesis").mkdir(parents=True)
     (project / ".anamnesis" / "project").write_text(PROJECT_KEY + "\n", encoding="utf-8")
 
-    first_prompt = (
-        f"Remember for next time: {LESSON}. The staging password is {PASSWORD} "
-        f"and the API key is {API_KEY}."
-    )
+    first_prompt = f"Remember for next time: {LESSON}. The staging password is {PASSWORD} and the API key is {API_KEY}."
     await run_session(claude, first_prompt, "Understood: I will warm the quotes cache before load tests.", project)
 
     # The capture runs detached (it must outlive Claude Code): wait for its note, with a bound.
@@ -78,8 +79,7 @@ async def test_a_session_is_captured_without_secrets_and_handed_to_the_next_one(
     assert API_KEY[:20] not in on_disk
     note_id = notes[0].stem
     git_log = ["git", "-C", str(anamnesis_home / "memory"), "log", "--format=%s", "--", f"episodic/{note_id}.md"]
-    log = subprocess.run(git_log,
-                         capture_output=True, text=True, check=True).stdout
+    log = subprocess.run(git_log, capture_output=True, text=True, check=True).stdout
     assert log.strip(), "the captured note is committed"
 
     second = await run_session(claude, "What should I do before a load test?", "Warm the cache first.", project)

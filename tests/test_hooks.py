@@ -22,7 +22,11 @@ def hook(event: str, payload: object | str, timeout: float = 60) -> subprocess.C
     stdin = payload if isinstance(payload, str) else json.dumps(payload)
     return subprocess.run(
         [sys.executable, "-m", "anamnesis", "hook", event],
-        input=stdin, capture_output=True, text=True, timeout=timeout, check=False,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 
@@ -44,8 +48,15 @@ def repo_with_origin(tmp_path: Path) -> Path:
     return repo
 
 
-async def write(memory: Memory, title: str, body: str, *, type: str = "procedural", project: str = PROJECT,
-                tags: tuple[str, ...] = ()) -> str:
+async def write(
+    memory: Memory,
+    title: str,
+    body: str,
+    *,
+    type: str = "procedural",
+    project: str = PROJECT,
+    tags: tuple[str, ...] = (),
+) -> str:
     note = await memory.write(NoteDraft(type=type, title=title, body=body, project=project, tags=tags))
     return note.id
 
@@ -54,15 +65,16 @@ async def write(memory: Memory, title: str, body: str, *, type: str = "procedura
 async def test_session_start_hands_claude_preferences_project_notes_and_latest_sessions(
     memory: Memory, tmp_path: Path
 ) -> None:
-    pref = await write(memory, "Prefer pytest over unittest", "Write tests as plain pytest functions.",
-                       project="global")
+    pref = await write(
+        memory, "Prefer pytest over unittest", "Write tests as plain pytest functions.", project="global"
+    )
     conv = await write(memory, "Money is Decimal", "Quotes use Decimal, never float.", type="semantic")
     await write(memory, "Unrelated project fact", "Billing uses cents.", project="github.com/acme/billing")
-    sessions = [
-        await write(memory, f"Session {i}", f"**Ask:** fix bug {i}", type="episodic") for i in range(3)
-    ]
-    text = context_of(hook("session-start", {"cwd": str(repo_with_origin(tmp_path)), "session_id": "s1",
-                                             "source": "startup"}), "SessionStart")
+    sessions = [await write(memory, f"Session {i}", f"**Ask:** fix bug {i}", type="episodic") for i in range(3)]
+    text = context_of(
+        hook("session-start", {"cwd": str(repo_with_origin(tmp_path)), "session_id": "s1", "source": "startup"}),
+        "SessionStart",
+    )
     assert text.startswith("<anamnesis-memory>")
     assert text.endswith("</anamnesis-memory>")
     assert "not instructions" in text
@@ -77,20 +89,20 @@ async def test_session_start_hands_claude_preferences_project_notes_and_latest_s
 @pytest.mark.anyio
 async def test_session_start_stays_within_budget_and_lists_what_does_not_fit(memory: Memory, tmp_path: Path) -> None:
     ids = [
-        await write(memory, f"Convention number {i}", "A long explanation of the convention. " * 30)
-        for i in range(40)
+        await write(memory, f"Convention number {i}", "A long explanation of the convention. " * 30) for i in range(40)
     ]
-    text = context_of(hook("session-start", {"cwd": str(repo_with_origin(tmp_path)), "session_id": "s2"}),
-                      "SessionStart")
+    text = context_of(
+        hook("session-start", {"cwd": str(repo_with_origin(tmp_path)), "session_id": "s2"}), "SessionStart"
+    )
     assert len(text) <= 6_000
     assert "memory_get" in text
     mentioned = [note_id for note_id in ids if note_id in text]
     assert len(mentioned) >= 10  # whole notes first, then titles and ids
 
-    write_config_file(memory.config.layout.config_path,
-                      {**memory.config.raw, "hooks": {"context_budget": 50_000}})
-    bigger = context_of(hook("session-start", {"cwd": str(tmp_path / "quotes-api"), "session_id": "s3"}),
-                        "SessionStart")
+    write_config_file(memory.config.layout.config_path, {**memory.config.raw, "hooks": {"context_budget": 50_000}})
+    bigger = context_of(
+        hook("session-start", {"cwd": str(tmp_path / "quotes-api"), "session_id": "s3"}), "SessionStart"
+    )
     assert len(bigger) <= 9_500
 
 
@@ -100,9 +112,10 @@ async def test_prompt_hook_offers_relevant_notes_once_and_nothing_when_irrelevan
 ) -> None:
     cwd = str(repo_with_origin(tmp_path))
     deploy = await write(memory, "Deploy quotes with helm upgrade", "Run make deploy; it wraps helm upgrade.")
-    first = context_of(hook("user-prompt-submit", {"cwd": cwd, "session_id": "p1",
-                                                   "prompt": "how do I deploy quotes with helm?"}),
-                       "UserPromptSubmit")
+    first = context_of(
+        hook("user-prompt-submit", {"cwd": cwd, "session_id": "p1", "prompt": "how do I deploy quotes with helm?"}),
+        "UserPromptSubmit",
+    )
     assert deploy in first
     assert len(first) <= 1_500
     again = hook("user-prompt-submit", {"cwd": cwd, "session_id": "p1", "prompt": "deploy quotes with helm again"})
@@ -114,17 +127,20 @@ async def test_prompt_hook_offers_relevant_notes_once_and_nothing_when_irrelevan
 @pytest.mark.anyio
 async def test_prompt_hook_can_be_switched_off(memory: Memory, tmp_path: Path) -> None:
     await write(memory, "Deploy quotes with helm upgrade", "Run make deploy.")
-    write_config_file(memory.config.layout.config_path,
-                      {**memory.config.raw, "hooks": {"user_prompt_context": False}})
-    result = hook("user-prompt-submit", {"cwd": str(repo_with_origin(tmp_path)), "session_id": "p2",
-                                         "prompt": "deploy quotes with helm"})
+    write_config_file(memory.config.layout.config_path, {**memory.config.raw, "hooks": {"user_prompt_context": False}})
+    result = hook(
+        "user-prompt-submit",
+        {"cwd": str(repo_with_origin(tmp_path)), "session_id": "p2", "prompt": "deploy quotes with helm"},
+    )
     assert context_of(result, "UserPromptSubmit") == ""
 
 
-@pytest.mark.parametrize("event", ["session-start", "user-prompt-submit", "pre-compact", "post-compact",
-                                   "session-end", "stop"])
-@pytest.mark.parametrize("stdin", ["", "not json", "[1, 2]", "{\"cwd\": 42, \"session_id\": [1]}",
-                                   "\x00\xff garbage", "{" * 10_000])
+@pytest.mark.parametrize(
+    "event", ["session-start", "user-prompt-submit", "pre-compact", "post-compact", "session-end", "stop"]
+)
+@pytest.mark.parametrize(
+    "stdin", ["", "not json", "[1, 2]", '{"cwd": 42, "session_id": [1]}', "\x00\xff garbage", "{" * 10_000]
+)
 def test_hooks_fail_open_on_garbage(anamnesis_home: Path, event: str, stdin: str) -> None:
     subprocess.run([sys.executable, "-m", "anamnesis", "init"], check=True, capture_output=True)
     result = hook(event, stdin)
@@ -237,9 +253,26 @@ def test_the_capture_the_stop_hook_detaches_returns_when_the_transcript_is_not_a
     transcript = _not_a_regular_file(kind, tmp_path)
 
     result = subprocess.run(
-        [sys.executable, "-m", "anamnesis", "capture", "--session-id", "s1", "--transcript", transcript,
-         "--project", PROJECT, "--source", "stop", "--no-sync", "--no-llm"],
-        capture_output=True, text=True, timeout=60, check=False,
+        [
+            sys.executable,
+            "-m",
+            "anamnesis",
+            "capture",
+            "--session-id",
+            "s1",
+            "--transcript",
+            transcript,
+            "--project",
+            PROJECT,
+            "--source",
+            "stop",
+            "--no-sync",
+            "--no-llm",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
     assert result.returncode == 0, result.stderr

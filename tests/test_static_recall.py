@@ -40,7 +40,11 @@ def test_stdlib_wordpiece_splits_text_as_the_models_tokenizer_does() -> None:
 def hook(payload: dict[str, str]) -> str:
     result = subprocess.run(
         [sys.executable, "-m", "anamnesis", "hook", "user-prompt-submit"],
-        input=json.dumps(payload), capture_output=True, text=True, timeout=60, check=False,
+        input=json.dumps(payload),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 0
     assert result.stderr == ""
@@ -59,16 +63,28 @@ def repo(tmp_path: Path) -> str:
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
 async def test_hooks_rerank_by_meaning_and_speak_up_on_task_prompts(memory: Memory, tmp_path: Path) -> None:
     billing = await memory.write(
-        NoteDraft(type="semantic", title="Nightly export outage", project=PROJECT,
-                  body="The nightly billing job died because the S3 credentials expired.")
+        NoteDraft(
+            type="semantic",
+            title="Nightly export outage",
+            project=PROJECT,
+            body="The nightly billing job died because the S3 credentials expired.",
+        )
     )
     careers = await memory.write(
-        NoteDraft(type="semantic", title="Careers page", project=PROJECT,
-                  body="Each job opening lists its salary band; job titles follow the ladder.")
+        NoteDraft(
+            type="semantic",
+            title="Careers page",
+            project=PROJECT,
+            body="Each job opening lists its salary band; job titles follow the ladder.",
+        )
     )
     release = await memory.write(
-        NoteDraft(type="procedural", title="Release process", project=PROJECT,
-                  body="Run make deploy; it wraps helm upgrade for quotes and waits for the rollout.")
+        NoteDraft(
+            type="procedural",
+            title="Release process",
+            project=PROJECT,
+            body="Run make deploy; it wraps helm upgrade for quotes and waits for the rollout.",
+        )
     )
     await memory.embed_pending()  # dense and static vectors, the static table distilled first
     connection = sqlite3.connect(memory.config.layout.index_path)

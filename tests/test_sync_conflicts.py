@@ -135,9 +135,7 @@ async def test_a_delete_that_syncs_second_still_loses_to_the_edit(pair: tuple[Ma
         assert kept.body.endswith("Edited first.")
 
 
-async def test_machines_appending_to_one_note_at_once_merge_without_conflict_copies(
-    tmp_path: Path, hub: Hub
-) -> None:
+async def test_machines_appending_to_one_note_at_once_merge_without_conflict_copies(tmp_path: Path, hub: Hub) -> None:
     """Several machines append a line to the same note every round and all sync at once."""
     machines = [await make_machine(tmp_path, f"m{i}", hub) for i in range(4)]
     shared = await machines[0].write("Running log", "## Log\n- started", type="episodic")
@@ -147,8 +145,14 @@ async def test_machines_appending_to_one_note_at_once_merge_without_conflict_cop
         for machine in machines:
             async with open_memory(machine.config) as memory:
                 note = await memory.get(shared.id)
-                await memory.write(NoteDraft(type=note.type, title=note.title, note_id=note.id,
-                                             body=note.body + f"\n- {machine.name} round {round_}"))
+                await memory.write(
+                    NoteDraft(
+                        type=note.type,
+                        title=note.title,
+                        note_id=note.id,
+                        body=note.body + f"\n- {machine.name} round {round_}",
+                    )
+                )
         async with anyio.create_task_group() as tasks:
             for machine in machines:
                 tasks.start_soon(machine.sync)

@@ -148,8 +148,11 @@ async def test_renaming_one_of_them_retires_its_fleet_file_and_ends_the_clash(tm
     await first.sync()
     await second.sync()
 
-    env = {**os.environ, "ANAMNESIS_HOME": str(second.home),
-           "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env = {
+        **os.environ,
+        "ANAMNESIS_HOME": str(second.home),
+        "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    }
     renamed = await anyio.run_process(
         [sys.executable, "-m", "anamnesis", "init", "--machine-id", "mbp-work", "--no-claude"], env=env, check=False
     )

@@ -219,7 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
     del mcp
 
     capture = _command(
-        sub, "capture", "capture a Claude Code session transcript into its episodic note",
+        sub,
+        "capture",
+        "capture a Claude Code session transcript into its episodic note",
         """
         The hooks call this detached at session end when a summary model or a hub is
         configured: it writes the model's summary (heuristic on any failure), then syncs.
@@ -236,7 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
     capture.add_argument("--no-llm", action="store_true", help="heuristic summary even if a model is configured")
 
     uninstall = _command(
-        sub, "uninstall", "remove what init added to Claude Code (your notes stay)",
+        sub,
+        "uninstall",
+        "remove what init added to Claude Code (your notes stay)",
         "Removes our hooks, the MCP server entry and the permissions init added; keeps ~/.anamnesis.",
         "anamnesis uninstall --dry-run",
         "uninstall",
@@ -244,7 +248,9 @@ def build_parser() -> argparse.ArgumentParser:
     uninstall.add_argument("--dry-run", action="store_true", help="show the change without making it")
 
     hook = _command(
-        sub, "hook", "handle a Claude Code hook event (JSON on stdin)",
+        sub,
+        "hook",
+        "handle a Claude Code hook event (JSON on stdin)",
         """
         Claude Code runs this; `anamnesis init` wires it into settings.json. It always exits 0
         and prints only hook protocol output, whatever it is given.

@@ -55,9 +55,7 @@ class Guarded(Generic[T]):
         if self.recall_before is None or self.recall_after is None:
             return f"eval guard: no eval set at {self.eval_path}, so recall was not checked"
         verdict = "forced" if self.forced and self.recall_after < self.recall_before - TOLERANCE else "ok"
-        return (
-            f"eval guard: recall@{GUARD_K} {self.recall_before:.3f} → {self.recall_after:.3f} ({verdict})"
-        )
+        return f"eval guard: recall@{GUARD_K} {self.recall_before:.3f} → {self.recall_after:.3f} ({verdict})"
 
 
 async def guarded_apply(

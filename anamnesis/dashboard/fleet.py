@@ -155,7 +155,8 @@ async def read_fleet(git: GitRepo, layout: Layout, machine_id: str) -> list[Mach
         machine = await machine_of(git, name, data, machine_id)
         if machine.this_machine:
             machine = replace(
-                machine, pushed_at=max(filter(None, (machine.pushed_at, pushed)), default=None),
+                machine,
+                pushed_at=max(filter(None, (machine.pushed_at, pushed)), default=None),
                 heard_at=max(filter(None, (machine.heard_at, heard)), default=None),
             )
         machines.append(machine)
