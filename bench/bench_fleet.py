@@ -26,14 +26,7 @@ import anyio  # noqa: E402
 from common import machine_line  # noqa: E402
 
 from anamnesis.errors import SyncError  # noqa: E402
-from anamnesis.memory import NoteDraft, open_memory  # noqa: E402
 from tests.hubserver import Machine, make_machine, running_hub  # noqa: E402
-
-
-async def append(machine: Machine, note_id: str, line: str) -> None:
-    async with open_memory(machine.config) as memory:
-        note = await memory.get(note_id)
-        await memory.write(NoteDraft(type=note.type, title=note.title, note_id=note.id, body=f"{note.body}\n{line}"))
 
 
 async def main(count: int, rounds: int) -> int:
@@ -50,7 +43,7 @@ async def main(count: int, rounds: int) -> int:
             started = time.perf_counter()
             for round_ in range(rounds):
                 for machine in machines:
-                    await append(machine, shared.id, f"- {machine.name} round {round_}")
+                    await machine.append(shared.id, f"- {machine.name} round {round_}")
                 reports = []
 
                 async def sync(machine: Machine) -> None:

@@ -50,7 +50,7 @@ from anamnesis.sync import add_peer, run_sync  # noqa: E402
 from anamnesis.sync.merge import _conflict_copy  # noqa: E402
 from anamnesis.sync.ssh import bridge_env  # noqa: E402
 from anamnesis.upkeep import footprint, run_upkeep  # noqa: E402
-from tests.hubserver import Machine, make_machine, running_hub  # noqa: E402
+from tests.hubserver import Machine, append_line, make_machine, running_hub  # noqa: E402
 
 YEARS = 3
 HOT_NOTES = 40  # notes that take a large share of the edits (a running list, a session log)
@@ -254,15 +254,7 @@ async def main(args: argparse.Namespace) -> int:
                                 )
                             )
                         if hot:
-                            note = await memory.get(hot[round_ % len(hot)])
-                            await memory.write(
-                                NoteDraft(
-                                    type=note.type,
-                                    title=note.title,
-                                    note_id=note.id,
-                                    body=note.body + f"\n- {machine.name} round {round_}",
-                                )
-                            )
+                            await append_line(memory, hot[round_ % len(hot)], f"- {machine.name} round {round_}")
                     await machine.sync()
             for machine in machines:
                 await machine.sync()

@@ -23,7 +23,7 @@ import anyio.abc
 
 from anamnesis.config import Config, load_config, read_config_file, write_config_file
 from anamnesis.home import init_home
-from anamnesis.memory import NoteDraft, open_memory
+from anamnesis.memory import Memory, NoteDraft, open_memory
 from anamnesis.notes import Note
 from anamnesis.sync import run_sync
 from anamnesis.sync.engine import SyncReport
@@ -317,6 +317,13 @@ def write_client_key(home: Path, key: asyncssh.SSHKey) -> Path:
     return path
 
 
+async def append_line(memory: Memory, note_id: str, line: str) -> Note:
+    """Add a line at the end of a note's body through the product's own write (a commit)."""
+    note = await memory.get(note_id)
+    draft = NoteDraft(type=note.type, title=note.title, note_id=note.id, body=f"{note.body}\n{line}")
+    return await memory.write(draft)
+
+
 @dataclass
 class Machine:
     """One simulated machine: an Anamnesis home of its own, a key of its own."""
@@ -336,6 +343,11 @@ class Machine:
     async def write(self, title: str, body: str, **extra: Any) -> Note:
         async with open_memory(self.config) as memory:
             return await memory.write(NoteDraft(type=extra.pop("type", "semantic"), title=title, body=body, **extra))
+
+    async def append(self, note_id: str, line: str) -> Note:
+        """Add a line at the end of a note's body, as a session log grows."""
+        async with open_memory(self.config) as memory:
+            return await append_line(memory, note_id, line)
 
     async def sync(self) -> SyncReport:
         return await run_sync(self.config)

@@ -143,16 +143,7 @@ async def test_machines_appending_to_one_note_at_once_merge_without_conflict_cop
         await machine.sync()
     for round_ in range(3):
         for machine in machines:
-            async with open_memory(machine.config) as memory:
-                note = await memory.get(shared.id)
-                await memory.write(
-                    NoteDraft(
-                        type=note.type,
-                        title=note.title,
-                        note_id=note.id,
-                        body=note.body + f"\n- {machine.name} round {round_}",
-                    )
-                )
+            await machine.append(shared.id, f"- {machine.name} round {round_}")
         async with anyio.create_task_group() as tasks:
             for machine in machines:
                 tasks.start_soon(machine.sync)
