@@ -158,7 +158,7 @@ async def test_the_plugin_with_the_package_installed_hands_over_context_and_tool
     [searched] = tool_results(fake.turns[1])
     assert not searched.get("is_error")
     assert saved.id in result_text(searched)
-    assert config.home == Path(os.environ["ANAMNESIS_HOME"])
+    assert (config.layout.memory_dir / "procedural" / f"{saved.id}.md").is_file()  # the home the hooks read
 
 
 def _launch(argv: list[str], env: dict[str, str], stdin: str = "{}") -> subprocess.CompletedProcess[str]:
