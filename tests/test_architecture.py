@@ -18,6 +18,8 @@ CORE = (
     "ids",
     "store",
     "index",
+    "index_refresh",
+    "index_schema",
     "search",
     "queries",
     "shapes",
