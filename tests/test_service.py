@@ -29,16 +29,16 @@ from anamnesis.config import Config, load_config, read_config_file
 from anamnesis.errors import BusyError, ConfigError, HomeNotInitializedError
 from anamnesis.index import RefreshReport
 from anamnesis.notes import Note, render_note
-from anamnesis.service import (
+from anamnesis.service import run_service
+from anamnesis.service_settings import (
     ServiceInfo,
     ServiceObserver,
     ServiceOptions,
     cookie_key,
     ensure_token,
-    run_service,
     service_options,
-    sync_plan,
 )
+from anamnesis.service_sync import sync_plan
 from tests.hookprobe import probe_hook
 
 pytestmark = pytest.mark.anyio

@@ -93,14 +93,9 @@ def register(sub: Any, command: CommandFactory) -> None:
 
 async def serve(config: Config, args: argparse.Namespace, io: IO) -> int:
     from anamnesis.dashboard.security import is_loopback
-    from anamnesis.service import (
-        ServiceInfo,
-        ServiceObserver,
-        check_listen_address,
-        ensure_token,
-        run_service,
-        service_options,
-    )
+    from anamnesis.service import run_service
+    from anamnesis.service_http import check_listen_address
+    from anamnesis.service_settings import ServiceInfo, ServiceObserver, ensure_token, service_options
 
     logging.basicConfig(stream=io.err, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     options = service_options(config, args.host, args.port, sync=not args.no_sync)
