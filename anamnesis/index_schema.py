@@ -13,6 +13,17 @@ _FTS_ON_INSERT = """CREATE TRIGGER notes_ai AFTER INSERT ON notes BEGIN
     INSERT INTO notes_fts(rowid, title, body, tags) VALUES (new.pk, new.title, new.body, new.tags);
 END;"""
 
+# Indexes a bulk load drops and builds again at the end (name, what it indexes).
+SECONDARY_INDEXES = (
+    ("notes_by_time", "notes(updated_at DESC, id DESC)"),
+    ("notes_by_project", "notes(project, type, updated_at DESC)"),
+    ("note_tags_by_tag", "note_tags(tag, note_pk)"),
+    ("note_tags_by_note", "note_tags(note_pk)"),
+    ("supersessions_by_old", "supersessions(superseded_id)"),
+    ("supersessions_by_note", "supersessions(note_pk)"),
+)
+_INDEX_STATEMENTS = "\n".join(f"CREATE INDEX {name} ON {definition};" for name, definition in SECONDARY_INDEXES)
+
 _SCHEMA = f"""
 CREATE TABLE notes(
     pk INTEGER PRIMARY KEY,
@@ -34,14 +45,9 @@ CREATE TABLE notes(
     mtime_ns INTEGER NOT NULL,
     hash TEXT NOT NULL
 );
-CREATE INDEX notes_by_time ON notes(updated_at DESC, id DESC);
-CREATE INDEX notes_by_project ON notes(project, type, updated_at DESC);
 CREATE TABLE note_tags(note_pk INTEGER NOT NULL, tag TEXT NOT NULL);
-CREATE INDEX note_tags_by_tag ON note_tags(tag, note_pk);
-CREATE INDEX note_tags_by_note ON note_tags(note_pk);
 CREATE TABLE supersessions(note_pk INTEGER NOT NULL, superseded_id TEXT NOT NULL);
-CREATE INDEX supersessions_by_old ON supersessions(superseded_id);
-CREATE INDEX supersessions_by_note ON supersessions(note_pk);
+{_INDEX_STATEMENTS}
 CREATE TABLE problems(path TEXT PRIMARY KEY, reason TEXT NOT NULL,
                       size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL);
 CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
