@@ -559,7 +559,9 @@ async def _contents(index: SearchIndex) -> dict[str, object]:
         ),
         "tags": sorted(
             tuple(row)
-            for row in await index.execute_fetchall("SELECT n.id, t.tag FROM note_tags t JOIN notes n ON n.pk = t.note_pk")
+            for row in await index.execute_fetchall(
+                "SELECT n.id, t.tag FROM note_tags t JOIN notes n ON n.pk = t.note_pk"
+            )
         ),
         "supersessions": sorted(
             tuple(row)
