@@ -65,8 +65,7 @@ TOOL_ERRORS: Mapping[type[AnamnesisError], str] = {
 def fix_message(exc: AnamnesisError) -> str:
     """What the model is told about `exc`, with what to do next."""
     template = next(TOOL_ERRORS[cls] for cls in type(exc).__mro__ if cls in TOOL_ERRORS)
-    field = getattr(exc, "field", None)
-    hint = FIELD_HINTS.get(field, "") if isinstance(field, str) else ""
+    hint = FIELD_HINTS.get(exc.field, "") if isinstance(exc, NoteValidationError) else ""
     return template.format(exc=exc, hint=hint).strip()
 
 
