@@ -145,8 +145,15 @@ class Memory:
 
     # -- writing -------------------------------------------------------------------------
 
-    async def write(self, draft: NoteDraft) -> Note:
-        """Write a new note (or replace the note with `draft.note_id`), commit it, index it."""
+    async def write(self, draft: NoteDraft, *, redact: bool = False) -> Note:
+        """Write a new note (or replace the note with `draft.note_id`), commit it, index it.
+
+        `redact`: the text is not the user's own; secrets in it are replaced first (`untrusted`).
+        """
+        if redact:
+            from anamnesis.untrusted import redact_draft  # its rules compile on import: only when asked
+
+            draft = redact_draft(draft)
         now = utc_now()
         note_id = normalize_id(draft.note_id) if draft.note_id else new_ulid()
         supersedes = tuple(dict.fromkeys(normalize_id(s) for s in draft.supersedes))

@@ -1,12 +1,18 @@
-"""The JSON shapes of notes and search hits that scripts rely on: one definition for the CLI's
-`--json` and the dashboard's JSON API (README, "JSON output"). Keys are only ever added.
+"""The JSON shapes of notes and search hits: one definition for every surface that returns them.
 
-Snippets mark matched words with « and », never the index's control characters.
+The CLI's `--json`, the dashboard's JSON API (README, "JSON output"), the MCP tools and the dedup
+report all build their note and hit dictionaries here, so a field is spelled once and scripts can
+rely on it. Keys are only ever added. A surface that shows less (the MCP tools keep responses
+small) picks keys from these shapes with `pick` instead of spelling its own.
+
+Snippets mark matched words with « and » unless the caller asks for other marks, never with
+the index's control characters.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 from anamnesis.notes import Note
 from anamnesis.queries import NoteSummary
@@ -15,13 +21,29 @@ from anamnesis.search import Hit
 MARK_OPEN, MARK_CLOSE = "«", "»"
 
 
+class NamedNote(Protocol):
+    """What names a note anywhere: a `Note`, a `NoteSummary`, a `Hit`, a dedup candidate."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def project(self) -> str: ...
+    @property
+    def scope(self) -> str: ...
+
+
+def ref_json(note: NamedNote) -> dict[str, Any]:
+    """The fields that name a note, for payloads that mention one (a diff, a dedup group)."""
+    return {"id": note.id, "type": note.type, "title": note.title, "project": note.project, "scope": note.scope}
+
+
 def summary_json(note: NoteSummary | Note) -> dict[str, Any]:
     return {
-        "id": note.id,
-        "type": note.type,
-        "title": note.title,
-        "project": note.project,
-        "scope": note.scope,
+        **ref_json(note),
         "tags": list(note.tags),
         "created_at": note.created_at,
         "updated_at": note.updated_at,
@@ -46,17 +68,19 @@ def note_json(note: Note, path: str, superseded_by: list[str]) -> dict[str, Any]
     }
 
 
-def hit_json(hit: Hit) -> dict[str, Any]:
+def hit_json(hit: Hit, marks: tuple[str, str] = (MARK_OPEN, MARK_CLOSE)) -> dict[str, Any]:
+    """A search hit; `marks` open and close each matched word in the snippet."""
     return {
-        "id": hit.id,
-        "type": hit.type,
-        "title": hit.title,
-        "project": hit.project,
-        "scope": hit.scope,
+        **ref_json(hit),
         "tags": list(hit.tags),
         "created_at": hit.created_at,
         "updated_at": hit.updated_at,
         "score": hit.score,
-        "snippet": hit.snippet_with(MARK_OPEN, MARK_CLOSE),
+        "snippet": hit.snippet_with(*marks),
         "match": hit.match,
     }
+
+
+def pick(shape: Mapping[str, Any], keys: Sequence[str]) -> dict[str, Any]:
+    """`keys` of `shape`, in that order: a smaller view that still spells every field as above."""
+    return {key: shape[key] for key in keys}

@@ -293,6 +293,28 @@ async def test_a_secret_passed_as_the_project_is_redacted_too(client: Client) ->
     assert token not in data(result)["project"]
 
 
+async def test_secrets_in_the_title_and_tags_are_redacted_and_the_hint_names_each_kind(client: Client) -> None:
+    token, aws = "ghp_" + "Q1w2E3r4T5y6U7i8O9p0A1s2D3f4G5h6J7k8", "AKIA" + "IOSFODNN7EXAMPLE"
+    result = await ok(
+        client, "memory_write", type="semantic", title=f"Token {token}", body=f"Bucket key {aws}.", tags=["ci", token]
+    )
+
+    on_disk = Path(data(result)["path"]).read_text(encoding="utf-8")
+    assert token not in on_disk
+    assert aws not in on_disk
+    assert token not in data(result)["title"] + "".join(data(result)["tags"])
+    assert "(github-token, aws-access-key-id)" in data(result)["hint"]
+    assert "never store secrets" in text(result)
+
+
+async def test_a_note_without_secrets_is_written_as_given_and_says_nothing_of_them(client: Client) -> None:
+    body = "Passwords live in the team's vault; the deploy key is rotated monthly."
+    result = await ok(client, "memory_write", type="semantic", title="Where secrets live", body=body)
+
+    assert body in Path(data(result)["path"]).read_text(encoding="utf-8")
+    assert "secret" not in data(result).get("hint", "").lower()
+
+
 @pytest.mark.parametrize(
     "fields",
     [{"title": "nul\x00title"}, {"tags": ["ok", "x\ud800"]}, {"project": "acme\udfff"}, {"project": "p" * 100_000}],

@@ -49,6 +49,7 @@ from anamnesis.index import ProgressCallback
 from anamnesis.memory import Memory
 from anamnesis.notes import Note
 from anamnesis.search import SearchFilters
+from anamnesis.shapes import ref_json
 
 logger = logging.getLogger(__name__)
 
@@ -138,15 +139,7 @@ class DedupResult:
 
 
 def _note_json(note: DedupNote) -> dict[str, Any]:
-    return {
-        "id": note.id,
-        "type": note.type,
-        "title": note.title,
-        "project": note.project,
-        "scope": note.scope,
-        "confidence": note.confidence,
-        "updated_at": note.updated_at,
-    }
+    return {**ref_json(note), "confidence": note.confidence, "updated_at": note.updated_at}
 
 
 # -- the pure core ----------------------------------------------------------------------------

@@ -53,6 +53,7 @@ from anamnesis.errors import AnamnesisError, NoteFormatError
 from anamnesis.ids import new_ulid
 from anamnesis.memory import Memory
 from anamnesis.notes import GLOBAL_PROJECT, MAX_BODY_CHARS, NOTE_TYPES, Note, parse_note
+from anamnesis.shapes import ref_json
 from anamnesis.store import NOTE_SUFFIX
 
 logger = logging.getLogger(__name__)
@@ -92,13 +93,7 @@ class ImportItem:
         if self.reason:
             data["reason"] = self.reason
         if self.note is not None:
-            data["note"] = {
-                "id": self.note.id,
-                "type": self.note.type,
-                "title": self.note.title,
-                "project": self.note.project,
-                "scope": self.note.scope,
-            }
+            data["note"] = ref_json(self.note)
         if self.project_from:
             data["project_from"] = self.project_from
         if self.redacted:

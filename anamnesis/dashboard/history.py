@@ -19,6 +19,7 @@ from anamnesis.errors import QueryError
 from anamnesis.gitrepo import GitRepo
 from anamnesis.memory import Memory
 from anamnesis.notes import Note
+from anamnesis.shapes import ref_json
 
 HISTORY_LIMIT = 200
 _SHA_RE = re.compile(r"[0-9a-f]{7,40}")
@@ -69,7 +70,7 @@ def _pick(versions: list[Version], sha: str | None, what: str) -> Version | None
 async def history(note_id: str) -> Response:
     note, versions = await _note_and_versions(memory(), note_id)
     payload = {
-        "note": {"id": note.id, "title": note.title, "scope": note.scope, "type": note.type},
+        "note": ref_json(note),
         "versions": [asdict(v) for v in versions],
     }
     return await page("history.html", payload)
@@ -88,7 +89,7 @@ async def diff(note_id: str) -> Response:
     new_text = await text_at(mem.git, new) if new else ""
     lines = diff_lines(old_text, new_text, old.sha[:10] if old else "(nothing)", new.sha[:10] if new else "(nothing)")
     payload = {
-        "note": {"id": note.id, "title": note.title, "scope": note.scope, "type": note.type},
+        "note": ref_json(note),
         "a": asdict(old) if old else None,
         "b": asdict(new) if new else None,
         "versions": [asdict(v) for v in versions],
@@ -104,7 +105,7 @@ async def version(note_id: str, sha: str) -> Response:
     found = _pick(versions, sha, "that commit")
     assert found is not None
     payload = {
-        "note": {"id": note.id, "title": note.title, "scope": note.scope, "type": note.type},
+        "note": ref_json(note),
         "version": asdict(found),
         "text": await text_at(mem.git, found),
     }
