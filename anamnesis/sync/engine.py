@@ -35,8 +35,8 @@ from anamnesis.errors import (
     SyncError,
 )
 from anamnesis.gitrepo import BRANCH
-from anamnesis.locks import file_lock
-from anamnesis.memory import GIT_LOCK_TIMEOUT, Memory
+from anamnesis.locks import file_lock, git_lock
+from anamnesis.memory import Memory
 from anamnesis.notes import NOTE_TYPES, utc_now
 from anamnesis.sync.fleet import (
     FleetEntry,
@@ -253,7 +253,7 @@ class SyncEngine:
         if report.recovered_locks:
             logger.warning("removed stale git locks: %s", ", ".join(report.recovered_locks))
         start = await repo.rev("HEAD")
-        async with self._git_lock():
+        async with git_lock(self.layout.state_dir):
             head, report.left_out = await repo.commit_layout(f"anamnesis: sync on {self.machine}")
             report.committed = head is not None
         if report.left_out:
@@ -287,7 +287,7 @@ class SyncEngine:
             for attempt in range(1, self.settings.push_attempts + 1):
                 result.attempts = attempt
                 await self._fetch(peer, link, remote_ref, may_skip=attempt == 1)
-                async with self._git_lock():
+                async with git_lock(self.layout.state_dir):
                     before = await repo.rev("HEAD")
                     merged = await self._integrate(remote_ref, peer)
                     if merged.head is not None:
@@ -330,12 +330,6 @@ class SyncEngine:
                     raise
                 logger.info("a note was saved during the merge; committing it and merging again")
         raise AssertionError("unreachable")
-
-    @asynccontextmanager
-    async def _git_lock(self) -> AsyncIterator[None]:
-        """The lock every git write in this home takes (Memory's commits take it too)."""
-        async with file_lock(self.layout.state_dir / "git.lock", GIT_LOCK_TIMEOUT, "the git repo"):
-            yield
 
     async def _ensure_remote(self, peer: Peer) -> None:
         """The peer as a normal git remote in memory/, so the user's own `git pull NAME` works too."""
