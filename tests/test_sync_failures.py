@@ -120,3 +120,5 @@ def test_the_type_comes_from_the_code_not_the_words() -> None:
     assert unknown is LinkFailure.OTHER
     assert type(unknown.error(text)) is SyncError
     assert not isinstance(unknown.error(text), GitError)
+    [(newer, _)] = read_marks(f"{BRIDGE_MARK} [a-code-from-a-newer-release] something\n")
+    assert newer is LinkFailure.OTHER

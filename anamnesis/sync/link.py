@@ -87,12 +87,9 @@ class LinkFailure(enum.Enum):
 
     @classmethod
     def of(cls, exc: AnamnesisError) -> LinkFailure:
-        """The code for an error a transport raised (the most specific type wins)."""
+        """The code for an error a transport raised; OTHER for any other kind of failure."""
         for failure, kind in _ERRORS.items():
-            if failure is not cls.OTHER and type(exc) is kind:
-                return failure
-        for failure, kind in _ERRORS.items():
-            if failure is not cls.OTHER and isinstance(exc, kind):
+            if failure not in (cls.LOST, cls.OTHER) and isinstance(exc, kind):
                 return failure
         return cls.OTHER
 
@@ -121,9 +118,8 @@ def read_marks(stderr: str) -> list[tuple[LinkFailure, str]]:
             continue
         rest = line.split(BRIDGE_MARK, 1)[1].strip()
         match = _MARKED.fullmatch(rest)
-        codes = {f.value: f for f in LinkFailure}
-        if match is not None and match["code"] in codes:
-            found.append((codes[match["code"]], match["text"]))
-        else:
+        try:
+            found.append((LinkFailure(match["code"]), match["text"]) if match else (LinkFailure.OTHER, rest))
+        except ValueError:  # a code this version does not know
             found.append((LinkFailure.OTHER, rest))
     return found
