@@ -8,7 +8,7 @@ AnamnesisError
 ├── IndexStateError          (schema mismatch or corruption: rebuild from notes)
 ├── BusyError                (another process holds a lock past our deadline)
 ├── ModelUnavailableError    (the embedding model cannot load: search stays lexical)
-└── SyncError ── GitError · PeerUnreachableError · HostKeyError
+└── SyncError ── GitError · PeerUnreachableError · HostKeyError · AuthRefusedError · HubRepoMissingError
 ```
 
 Adapters translate these once at their edge (CLI: message and exit code; MCP: a tool error;
@@ -111,3 +111,11 @@ class PeerUnreachableError(SyncError):
 
 class HostKeyError(SyncError):
     """The hub's SSH host key is unknown or has changed."""
+
+
+class AuthRefusedError(SyncError):
+    """The hub refused every key this machine offered: the user must authorize one on the hub."""
+
+
+class HubRepoMissingError(SyncError):
+    """The hub has no repository at the peer's path (and, for `peer add`, this account cannot create one)."""

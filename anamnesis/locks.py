@@ -2,8 +2,8 @@
 
 Many processes share one home (an MCP server per Claude Code session, hooks, the service, the
 CLI). Git's own index lock makes concurrent commits fail instead of wait, so every git write
-in one home goes through `file_lock(state/git.lock)`. `flock` locks vanish when their process
-dies, so a killed process never leaves a stale lock behind.
+in one home goes through `git_lock(state_dir)`, the one owner of that lock's file and patience.
+`flock` locks vanish when their process dies, so a killed process never leaves a stale lock behind.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import fcntl
 import os
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
 import anyio
@@ -20,6 +20,8 @@ from anamnesis.errors import BusyError
 
 _FIRST_WAIT = 0.005
 _LONGEST_WAIT = 0.1
+GIT_LOCK_FILE = "git.lock"  # under state/
+GIT_LOCK_TIMEOUT = 60.0  # seconds: a sync's merge or a long commit holds it, never longer than this
 
 
 @asynccontextmanager
@@ -41,6 +43,11 @@ async def file_lock(path: Path, timeout: float, what: str = "this home") -> Asyn
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+def git_lock(state_dir: Path, timeout: float = GIT_LOCK_TIMEOUT) -> AbstractAsyncContextManager[None]:
+    """The lock every git write in a home takes (commits, a sync's merge, upkeep); `BusyError` past `timeout`."""
+    return file_lock(state_dir / GIT_LOCK_FILE, timeout, "the git repo")
 
 
 def try_file_lock(path: Path) -> int | None:

@@ -25,7 +25,7 @@ from anamnesis.home import require_home
 from anamnesis.hybrid import Semantic, hybrid_search
 from anamnesis.ids import is_safe_id, new_ulid, normalize_id
 from anamnesis.index import BUSY_TIMEOUT_MS, Page, ProgressCallback, RefreshReport, SearchIndex
-from anamnesis.locks import file_lock, release_file_lock, try_file_lock
+from anamnesis.locks import git_lock, release_file_lock, try_file_lock
 from anamnesis.notes import GLOBAL_PROJECT, NOTE_TYPES, Note, normalize_body, normalize_tags, utc_now, validate_note
 from anamnesis.queries import DIR_STAMP_KEY, FULL_SCAN_KEY
 from anamnesis.search import DEFAULT_LIMIT, Hit, SearchFilters, clamp_limit
@@ -36,7 +36,6 @@ logger = logging.getLogger(__name__)
 
 # Every note is stat'ed again at most this often, across all processes (see ensure_fresh).
 FULL_SCAN_INTERVAL = 10.0
-GIT_LOCK_TIMEOUT = 60.0
 # A long-lived process looks for notes without a vector (written by other processes or pulled)
 # at least this often, and at once after its own writes.
 VECTOR_POLL_INTERVAL = 30.0
@@ -242,7 +241,7 @@ class Memory:
         repo_paths = [p.relative_to(self.git.path).as_posix() for p in paths if p.is_relative_to(self.git.path)]
         if not repo_paths:
             return
-        async with file_lock(self.config.layout.state_dir / "git.lock", GIT_LOCK_TIMEOUT, "the git repo"):
+        async with git_lock(self.config.layout.state_dir):
             try:
                 await self.git.commit_paths(repo_paths, message)
             except GitError:
@@ -254,7 +253,7 @@ class Memory:
 
     async def commit_pending(self, message: str = "anamnesis: record edits made outside Anamnesis") -> str | None:
         """Commit whatever changed in memory/ by hand; the new head, or None if nothing had."""
-        async with file_lock(self.config.layout.state_dir / "git.lock", GIT_LOCK_TIMEOUT, "the git repo"):
+        async with git_lock(self.config.layout.state_dir):
             return await self.git.commit_all(message)
 
     # -- maintenance ---------------------------------------------------------------------

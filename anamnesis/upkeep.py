@@ -32,7 +32,7 @@ import anyio
 from anamnesis.config import Config, Layout
 from anamnesis.errors import BusyError, GitError
 from anamnesis.gitrepo import STALE_GIT_LOCK_AGE, GitRepo
-from anamnesis.locks import file_lock
+from anamnesis.locks import file_lock, git_lock
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +43,6 @@ PACK_LIMIT = 12  # more packs than this: repack
 STATE_MAX_AGE = 45 * 24 * 3600.0  # per-session files older than this are forgotten (transcripts live 30 days)
 LOG_MAX_BYTES = 1 << 20  # a log past this keeps its newest quarter
 UPKEEP_TIMEOUT = 600.0
-_GIT_LOCK_WAIT = 60.0
 _RECORD = "upkeep.json"
 
 
@@ -149,7 +148,7 @@ async def _run(config: Config) -> UpkeepRecord:
     full_due = full_repack_at is None or time.time() - full_repack_at >= FULL_REPACK_EVERY
     try:
         with anyio.fail_after(UPKEEP_TIMEOUT):
-            async with file_lock(layout.state_dir / "git.lock", _GIT_LOCK_WAIT, "the git repo"):
+            async with git_lock(layout.state_dir):
                 if await repo.is_repo():
                     await repo.recover_stale_locks(STALE_GIT_LOCK_AGE)
                     await anyio.to_thread.run_sync(_remove_stale_pack_temporaries, repo.git_dir)

@@ -46,9 +46,9 @@ import anyio.to_thread  # noqa: E402
 from common import Table, machine_line, p50, p95  # noqa: E402
 
 from anamnesis.gitrepo import BRANCH  # noqa: E402
-from anamnesis.sync import run_sync  # noqa: E402
 from anamnesis.sync.peers import parse_hub_url, sync_settings  # noqa: E402
 from anamnesis.sync.ssh import HubLinkMux, ask_hub_main, connect_hub  # noqa: E402
+from anamnesis.sync.wiring import run_sync  # noqa: E402
 from tests.hubserver import Hub, HubStats, Machine, make_machine, public_line, running_hub  # noqa: E402
 from tests.ports import unused_port  # noqa: E402
 

@@ -32,9 +32,9 @@ import anyio  # noqa: E402
 from common import Table, machine_line, p50  # noqa: E402
 
 from anamnesis.memory import Memory, NoteDraft, open_memory  # noqa: E402
-from anamnesis.sync import run_sync  # noqa: E402
 from anamnesis.sync.peers import sync_settings  # noqa: E402
 from anamnesis.sync.ssh import connect_hub  # noqa: E402
+from anamnesis.sync.wiring import run_sync  # noqa: E402
 from tests.hubserver import Machine, make_machine, running_hub  # noqa: E402
 
 

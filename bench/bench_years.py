@@ -46,9 +46,9 @@ from generate import END_MS, _note  # noqa: E402
 from anamnesis.gitrepo import GitRepo  # noqa: E402
 from anamnesis.memory import NoteDraft, open_memory  # noqa: E402
 from anamnesis.notes import NOTE_TYPES, Note, parse_note, render_note  # noqa: E402
-from anamnesis.sync import add_peer, run_sync  # noqa: E402
 from anamnesis.sync.merge import _conflict_copy  # noqa: E402
 from anamnesis.sync.ssh import bridge_env  # noqa: E402
+from anamnesis.sync.wiring import add_peer, run_sync  # noqa: E402
 from anamnesis.upkeep import footprint, run_upkeep  # noqa: E402
 from tests.hubserver import Machine, append_line, make_machine, running_hub  # noqa: E402
 

@@ -25,11 +25,11 @@ from anamnesis.config import Config, load_config, read_config_file, write_config
 from anamnesis.home import init_home
 from anamnesis.memory import Memory, NoteDraft, open_memory
 from anamnesis.notes import Note
-from anamnesis.sync import run_sync
-from anamnesis.sync.engine import SyncReport
 from anamnesis.sync.hostkeys import add_known_host, host_pattern
 from anamnesis.sync.peers import Peer, parse_hub_url, save_peer
+from anamnesis.sync.report import SyncReport
 from anamnesis.sync.sshlib import asyncssh
+from anamnesis.sync.wiring import run_sync
 
 # Short enough that a dead hub fails a test in seconds, long enough for a loaded CI machine.
 TEST_SYNC_SETTINGS: dict[str, Any] = {

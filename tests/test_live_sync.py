@@ -25,7 +25,7 @@ from mcp.types import TextContent
 from anamnesis.freshstart import ARRIVING
 from anamnesis.locks import file_lock
 from anamnesis.mcp_server import build_server
-from anamnesis.sync import sync_memory
+from anamnesis.sync.wiring import sync_memory
 from tests.hubserver import Hub, Machine, make_machine
 from tests.test_hook_sync import session_start
 from tests.test_service import Client as HttpClient

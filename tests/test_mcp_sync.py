@@ -17,8 +17,8 @@ from mcp.types import CallToolResult, TextContent
 from anamnesis.config import Config
 from anamnesis.mcp_server import build_server
 from anamnesis.memory import open_memory
-from anamnesis.sync import sync_memory
 from anamnesis.sync.peers import Peer, save_peer
+from anamnesis.sync.wiring import sync_memory
 from tests.hubserver import Hub, make_machine
 from tests.ports import unused_port
 from tests.test_mcp_stdio import ENTRIES, serve

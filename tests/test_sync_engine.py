@@ -13,10 +13,11 @@ import pytest
 from anamnesis.errors import SyncError
 from anamnesis.memory import open_memory
 from anamnesis.search import SearchFilters
-from anamnesis.sync import fleet_status, run_sync
-from anamnesis.sync.engine import SyncReport
+from anamnesis.sync import fleet_status
 from anamnesis.sync.hostkeys import add_known_host, host_pattern
 from anamnesis.sync.peers import Peer, save_peer
+from anamnesis.sync.report import SyncReport
+from anamnesis.sync.wiring import run_sync
 from tests.hubserver import Hub, Machine, make_machine, public_line, running_hub
 
 pytestmark = pytest.mark.anyio

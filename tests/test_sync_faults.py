@@ -17,10 +17,11 @@ import anyio.abc
 import asyncssh
 import pytest
 
-from anamnesis.errors import BusyError, HostKeyError, PeerUnreachableError, SyncError
-from anamnesis.sync import add_peer, fleet_status
-from anamnesis.sync.engine import SyncReport
+from anamnesis.errors import AuthRefusedError, BusyError, HostKeyError, PeerUnreachableError
+from anamnesis.sync import fleet_status
 from anamnesis.sync.peers import Peer, save_peer
+from anamnesis.sync.report import SyncReport
+from anamnesis.sync.wiring import add_peer
 from tests.hubserver import FaultProxy, Hub, Machine, make_machine
 
 pytestmark = pytest.mark.anyio
@@ -177,7 +178,7 @@ async def test_an_unknown_host_key_is_never_trusted_silently(tmp_path: Path, hub
 
 async def test_a_client_key_the_hub_does_not_know_is_refused_with_the_fix(tmp_path: Path, hub: Hub) -> None:
     laptop = await make_machine(tmp_path, "laptop", hub, authorize=False)
-    with pytest.raises(SyncError, match=r"refused this machine's SSH keys.*authorized_keys"):
+    with pytest.raises(AuthRefusedError, match=r"refused this machine's SSH keys.*authorized_keys"):
         await laptop.sync()
 
 

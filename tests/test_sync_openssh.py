@@ -16,7 +16,7 @@ import anyio
 import asyncssh
 import pytest
 
-from anamnesis.sync import add_peer
+from anamnesis.sync.wiring import add_peer
 from tests.hubserver import Machine, make_machine, public_line
 from tests.ports import unused_port
 

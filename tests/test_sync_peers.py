@@ -14,11 +14,12 @@ import anyio
 import pytest
 
 from anamnesis.config import load_config, read_config_file
-from anamnesis.errors import ConfigError, HostKeyError, SyncError
-from anamnesis.sync import add_peer, list_peers, remove_peer, run_sync
+from anamnesis.errors import ConfigError, HostKeyError, HubRepoMissingError, SyncError
+from anamnesis.sync import list_peers, remove_peer
+from anamnesis.sync.hostkeys import HostKeyProbe
 from anamnesis.sync.peers import Peer, parse_hub_url, save_peer
 from anamnesis.sync.quickcheck import main_in_advertisement
-from anamnesis.sync.ssh import HostKeyProbe
+from anamnesis.sync.wiring import add_peer, run_sync
 from tests.hubserver import Hub, Machine, make_machine, running_hub
 
 REPO = Path(__file__).resolve().parent.parent
@@ -111,7 +112,7 @@ async def test_a_git_only_account_gets_the_commands_to_create_the_repository(tmp
     async with running_hub(tmp_path / "hubroot", shell="git-shell", create=None) as hub:
         laptop = await make_machine(tmp_path, "laptop", None)
         hub.authorize(laptop.key)
-        with pytest.raises(SyncError, match="Create it once on the hub") as failure:
+        with pytest.raises(HubRepoMissingError, match="Create it once on the hub") as failure:
             await add_peer(laptop.config, "hub", hub.url(), fingerprint=hub.fingerprint)
         commands = str(failure.value).split("as that user:\n", 1)[1].rsplit("\nthen run", 1)[0]
         await anyio.run_process(["sh", "-c", commands], cwd=hub.root)  # what the user runs on the hub

@@ -18,7 +18,7 @@ from anamnesis.config import Config
 
 if TYPE_CHECKING:
     from anamnesis.sync import SyncReport
-    from anamnesis.sync.ssh import HostKeyProbe
+    from anamnesis.sync.hostkeys import HostKeyProbe
 
 CommandFactory = Callable[..., argparse.ArgumentParser]
 
@@ -127,7 +127,7 @@ def register(sub: Any, command: CommandFactory) -> None:
 
 
 async def peer_add(config: Config, args: argparse.Namespace, io: IO) -> int:
-    from anamnesis.sync import add_peer
+    from anamnesis.sync.wiring import add_peer
 
     talk = io.err if args.json else io.out  # with --json, stdout carries only the JSON
 
@@ -225,7 +225,7 @@ async def peer_remove(config: Config, args: argparse.Namespace, io: IO) -> int:
 
 
 async def sync(config: Config, args: argparse.Namespace, io: IO) -> int:
-    from anamnesis.sync import run_sync
+    from anamnesis.sync.wiring import run_sync
 
     if args.progress:
         code = await _sync_reporting(config)
@@ -300,7 +300,7 @@ async def _settled(config: Config, quiet: float) -> bool:
 async def sync_now(config: Config, io: IO) -> int:
     """A sync after another command (e.g. capture): one line on success, the error otherwise."""
     from anamnesis.errors import AnamnesisError
-    from anamnesis.sync import run_sync
+    from anamnesis.sync.wiring import run_sync
 
     try:
         report = await run_sync(config)

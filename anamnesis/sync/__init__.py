@@ -2,20 +2,24 @@
 
 What the adapters call (CLI, MCP, service, dashboard):
 
-- `run_sync(config, memory=None)` → `SyncReport` (`.as_dict()`, `.summary()`): one cycle (see
-  `engine`); `SyncError` and its kinds (`PeerUnreachableError`, `HostKeyError`, `GitError`), or
-  `BusyError` when a cycle is running; `sync_memory(memory)` is the same as a dict;
-- `add_peer`, `remove_peer`, `list_peers`: the hubs this machine syncs with (see `peers`);
-- `fleet_status(config)` → `FleetStatus`: every machine's last sync and this machine's record.
+- `anamnesis.sync.wiring`: `run_sync(config, memory=None)` → `SyncReport` (`.as_dict()`,
+  `.summary()`), one cycle over SSH; `SyncError` and its kinds (`PeerUnreachableError`,
+  `HostKeyError`, `AuthRefusedError`, `HubRepoMissingError`, `GitError`), or `BusyError` when
+  a cycle is running; `sync_memory(memory)` is the same as a dict; `add_peer` trusts a hub.
+  The wiring is the one module that picks the transport; this package never does.
+- here: `remove_peer`, `list_peers` (see `peers`), `fleet_status(config)` → `FleetStatus`:
+  every machine's last sync and this machine's record.
 
 A collision's conflict copy is an ordinary note (tag `conflict`, `conflict_of: <id>`); the
 dashboard lists them and records the user's decision.
 
-Modules: `engine` (the cycle), `merge` and `merge_driver` (integrating), `gate` (no secrets
-pushed), `fleet` (machine status), `repo` (git plumbing), `peers` and `hostkeys` (config and
-trust), `ssh` (the asyncssh transport, which alone uses asyncssh, through `sshlib`; loaded on
-first use), `quickcheck` (the hooks' OpenSSH look at a hub). The names above live in
-`operations` and load on first use, so importing this package or a light module of it stays
+Modules: the core — `engine` (the cycle), `link` (what it needs from a transport: `HubLink`,
+failure codes), `report`, `operations` (the use cases, handed a transport), `merge` and
+`merge_driver` (integrating), `gate` (no secrets pushed), `fleet` (machine status), `repo` (git
+plumbing), `peers` and `hostkeys` (config and trust); the adapters — `ssh/` (the asyncssh
+transport, which alone uses asyncssh, through `sshlib`), `live` (the service's held
+connections), `quickcheck` (the hooks' OpenSSH look at a hub); and `wiring`, which binds them.
+The names above load on first use, so importing this package or a light module of it stays
 cheap for hooks and the dashboard.
 """
 
@@ -25,26 +29,23 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the names, for type checkers; at run time __getattr__ loads them
-    from anamnesis.sync.engine import HubLink as HubLink
-    from anamnesis.sync.engine import SyncReport as SyncReport
     from anamnesis.sync.fleet import FleetStatus as FleetStatus
     from anamnesis.sync.fleet import fleet_status as fleet_status
+    from anamnesis.sync.link import HubLink as HubLink
     from anamnesis.sync.operations import PeerAdded as PeerAdded
-    from anamnesis.sync.operations import add_peer as add_peer
     from anamnesis.sync.operations import current_config as current_config
     from anamnesis.sync.operations import list_peers as list_peers
     from anamnesis.sync.operations import remove_peer as remove_peer
-    from anamnesis.sync.operations import run_sync as run_sync
-    from anamnesis.sync.operations import sync_memory as sync_memory
+    from anamnesis.sync.report import SyncReport as SyncReport
 
 # Where each name lives; loaded on first use.
 _HOMES = {
-    "HubLink": "engine",
-    "SyncReport": "engine",
+    "HubLink": "link",
+    "SyncReport": "report",
     "FleetStatus": "fleet",
     "fleet_status": "fleet",
     **dict.fromkeys(
-        ("PeerAdded", "add_peer", "current_config", "list_peers", "remove_peer", "run_sync", "sync_memory"),
+        ("PeerAdded", "current_config", "list_peers", "remove_peer"),
         "operations",
     ),
 }

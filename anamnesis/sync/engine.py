@@ -7,8 +7,10 @@ hold secrets, and push, never forced. A push that loses a race with another mach
 merges and tries again after a random pause. Afterwards only the notes that changed are
 re-read into the index.
 
-The engine does not know SSH: `open_link(peer)` gives it the environment git needs to reach a
-hub for the length of a cycle (the SSH transport lives in `anamnesis.sync.ssh`).
+The engine does not know SSH: the transport it is handed (`LinkOpener`, see `link`) gives it
+the environment git needs to reach a hub for the length of a cycle, and reports a failure as a
+code that the engine turns back into its error type. Which transport that is, the wiring
+decides (`anamnesis.sync.wiring`).
 """
 
 from __future__ import annotations
@@ -16,9 +18,8 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -29,14 +30,14 @@ from anamnesis.errors import (
     AnamnesisError,
     BusyError,
     GitError,
-    HostKeyError,
+    HubRepoMissingError,
     NoHubError,
     PeerUnreachableError,
     SyncError,
 )
 from anamnesis.gitrepo import BRANCH
-from anamnesis.locks import file_lock
-from anamnesis.memory import GIT_LOCK_TIMEOUT, Memory
+from anamnesis.locks import file_lock, git_lock
+from anamnesis.memory import Memory
 from anamnesis.notes import NOTE_TYPES, utc_now
 from anamnesis.sync.fleet import (
     FleetEntry,
@@ -47,130 +48,19 @@ from anamnesis.sync.fleet import (
     state_path,
     write_fleet_file,
 )
-from anamnesis.sync.gate import PushPlan, Withheld, plan_push
-from anamnesis.sync.merge import ConflictCopy, MergeOutcome, integrate
+from anamnesis.sync.gate import PushPlan, plan_push
+from anamnesis.sync.link import HubLink, LinkFailure, LinkOpener, read_marks
+from anamnesis.sync.merge import MergeOutcome, integrate
 from anamnesis.sync.peers import Peer, SyncSettings
 from anamnesis.sync.repo import SyncRepo
+from anamnesis.sync.report import HubResult, SyncReport
 
 logger = logging.getLogger(__name__)
 
-BRIDGE_MARK = "anamnesis-ssh:"  # how the SSH transport marks what it tells git's stderr
 NO_HUB = "no hub configured; add one with `anamnesis peer add NAME ssh://user@host/path`"
-_LOST_SIGNS = (
-    "connection to the hub lost",
-    "unexpected disconnect",
-    "early EOF",
-    "the remote end hung up",
-    "Connection reset",
-    "Broken pipe",
-    "SSH connection is gone",
-)
+# What git itself (not our transport, which sends a code) says when the connection dies under it.
+_GIT_LOST_SIGNS = ("unexpected disconnect", "early EOF", "the remote end hung up", "Connection reset", "Broken pipe")
 _REF_RACE_SIGNS = ("failed to update ref", "cannot lock ref", "incorrect old value", "non-fast-forward", "fetch first")
-
-
-def _never_lost() -> str | None:
-    return None
-
-
-@dataclass(frozen=True, slots=True)
-class HubLink:
-    """What git needs to reach one hub during a cycle, and how to tell the link died.
-
-    `hub_main`, when the transport can answer it cheaply, says where the hub's main is (an
-    object id, "" when it has none, None when it cannot tell), so an idle cycle skips the fetch.
-    """
-
-    env: Mapping[str, str]
-    lost: Callable[[], str | None] = _never_lost
-    hub_main: Callable[[], Awaitable[str | None]] | None = None
-
-
-OpenLink = Callable[[Peer], AbstractAsyncContextManager[HubLink]]
-
-
-@dataclass(slots=True)
-class HubResult:
-    """How the cycle went with one hub."""
-
-    name: str
-    url: str
-    pushed: bool = False
-    pulled: int = 0
-    attempts: int = 0
-    error: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in ("name", "url", "pushed", "pulled", "attempts", "error")}
-
-
-@dataclass(slots=True)
-class SyncReport:
-    """What one sync cycle did. `as_dict()` is the shape the CLI, MCP and service show."""
-
-    machine: str
-    hubs: list[HubResult] = field(default_factory=list)
-    committed: bool = False
-    head: str | None = None
-    changed_paths: list[str] = field(default_factory=list)  # relative to the home
-    indexed: int = 0
-    conflicts: list[ConflictCopy] = field(default_factory=list)
-    kept_edits: list[str] = field(default_factory=list)
-    withheld: list[Withheld] = field(default_factory=list)
-    recovered_locks: list[str] = field(default_factory=list)
-    fleet_published: bool = False
-    left_out: list[str] = field(default_factory=list)  # files in memory/ that are not notes: never committed
-    name_clash: str | None = None  # another machine publishes under this machine's name
-
-    @property
-    def ok(self) -> bool:
-        return all(h.error is None for h in self.hubs)
-
-    @property
-    def pushed(self) -> bool:
-        return any(h.pushed for h in self.hubs)
-
-    @property
-    def pulled(self) -> int:
-        return sum(h.pulled for h in self.hubs)
-
-    def summary(self) -> str:
-        """One line for logs and status pages."""
-        parts = [f"received {self.pulled} note(s)", "sent changes" if self.pushed else "nothing to send"]
-        if self.conflicts:
-            parts.append(f"{len(self.conflicts)} conflict(s) kept both ways")
-        if self.withheld:
-            parts.append(f"{len(self.withheld)} note(s) not pushed (secrets)")
-        if self.left_out:
-            shown = ", ".join(self.left_out[:3])
-            parts.append(f"{len(self.left_out)} file(s) in memory/ left out (not notes: {shown})")
-        if self.name_clash:
-            parts.append(self.name_clash)
-        errors = [f"{h.name}: {h.error}" for h in self.hubs if h.error]
-        if errors:
-            parts.append("failed: " + "; ".join(errors))
-        return ", ".join(parts)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "machine": self.machine,
-            "hub": self.hubs[0].url if self.hubs else None,
-            "pushed": self.pushed,
-            "pulled": self.pulled,
-            "committed": self.committed,
-            "head": self.head,
-            "changed": len(self.changed_paths),
-            "indexed": self.indexed,
-            "conflicts": [c.as_dict() for c in self.conflicts],
-            "kept_edits": list(self.kept_edits),
-            "withheld": [w.as_dict() for w in self.withheld],
-            "errors": [f"{h.name}: {h.error}" for h in self.hubs if h.error],
-            "hubs": [h.as_dict() for h in self.hubs],
-            "recovered_locks": list(self.recovered_locks),
-            "fleet_published": self.fleet_published,
-            "left_out": list(self.left_out),
-            "name_clash": self.name_clash,
-        }
 
 
 def is_note_path(path: str) -> bool:
@@ -182,10 +72,10 @@ def is_note_path(path: str) -> bool:
 class SyncEngine:
     """Runs sync cycles for one open memory."""
 
-    def __init__(self, memory: Memory, settings: SyncSettings, open_link: OpenLink) -> None:
+    def __init__(self, memory: Memory, settings: SyncSettings, transport: LinkOpener) -> None:
         self.memory = memory
         self.settings = settings
-        self.open_link = open_link
+        self.transport = transport
         self.layout = memory.config.layout
         self.machine = memory.config.machine_id
         self.repo = SyncRepo(self.layout.memory_dir, self.machine)
@@ -253,7 +143,7 @@ class SyncEngine:
         if report.recovered_locks:
             logger.warning("removed stale git locks: %s", ", ".join(report.recovered_locks))
         start = await repo.rev("HEAD")
-        async with self._git_lock():
+        async with git_lock(self.layout.state_dir):
             head, report.left_out = await repo.commit_layout(f"anamnesis: sync on {self.machine}")
             report.committed = head is not None
         if report.left_out:
@@ -283,11 +173,11 @@ class SyncEngine:
         repo = self.repo
         remote_ref = f"refs/remotes/{peer.name}/{BRANCH}"
         await self._ensure_remote(peer)
-        async with self.open_link(peer) as link:
+        async with self.transport.open_link(peer, self.settings) as link:
             for attempt in range(1, self.settings.push_attempts + 1):
                 result.attempts = attempt
                 await self._fetch(peer, link, remote_ref, may_skip=attempt == 1)
-                async with self._git_lock():
+                async with git_lock(self.layout.state_dir):
                     before = await repo.rev("HEAD")
                     merged = await self._integrate(remote_ref, peer)
                     if merged.head is not None:
@@ -330,12 +220,6 @@ class SyncEngine:
                     raise
                 logger.info("a note was saved during the merge; committing it and merging again")
         raise AssertionError("unreachable")
-
-    @asynccontextmanager
-    async def _git_lock(self) -> AsyncIterator[None]:
-        """The lock every git write in this home takes (Memory's commits take it too)."""
-        async with file_lock(self.layout.state_dir / "git.lock", GIT_LOCK_TIMEOUT, "the git repo"):
-            yield
 
     async def _ensure_remote(self, peer: Peer) -> None:
         """The peer as a normal git remote in memory/, so the user's own `git pull NAME` works too."""
@@ -423,7 +307,7 @@ class SyncEngine:
         try:
             return await self.repo.run(*argv, check=False, env=dict(link.env), timeout=self.settings.git_timeout)
         except GitError as exc:
-            if exc.code == -1 and "timed out" in exc.stderr:
+            if isinstance(exc.__cause__, TimeoutError):  # gitrepo gave up waiting on git
                 raise PeerUnreachableError(
                     f"the hub '{peer.name}' did not finish the {what} within {self.settings.git_timeout:g} s; "
                     "notes stay safe here and the next sync retries"
@@ -433,10 +317,9 @@ class SyncEngine:
     def _network_error(
         self, peer: Peer, link: HubLink, what: str, argv: list[str], code: int, stderr: str
     ) -> AnamnesisError:
-        lost = link.lost()
-        marked = [line.split(BRIDGE_MARK, 1)[1].strip() for line in stderr.splitlines() if BRIDGE_MARK in line]
-        if "does not appear to be a git repository" in stderr:
-            return SyncError(
+        """The typed error for a failed fetch or push: from the transport's code, else from git's words."""
+        if "does not appear to be a git repository" in stderr:  # the hub's git-upload-pack says so
+            return HubRepoMissingError(
                 f"the hub '{peer.name}' has no repository at {peer.hub.path}; run "
                 f"`anamnesis peer add {peer.name} {peer.url}` to create it"
             )
@@ -445,18 +328,19 @@ class SyncEngine:
                 f"the hub '{peer.name}' has no git-upload-pack on the account's PATH; install git there, or link "
                 "git-upload-pack and git-receive-pack into /usr/local/bin (peers/README.md)"
             )
-        if any(m.startswith("the host key") for m in marked):
-            return HostKeyError(next(m for m in marked if m.startswith("the host key")))
-        if any(m.startswith("cannot reach the hub") for m in marked):
-            return PeerUnreachableError(next(m for m in marked if m.startswith("cannot reach the hub")))
-        if lost or any(sign in stderr for sign in _LOST_SIGNS):
+        marks = read_marks(stderr)
+        for failure, text in marks:  # a failure to connect says more than the lost link it caused
+            if failure not in (LinkFailure.LOST, LinkFailure.OTHER):
+                return failure.error(text)
+        lost = link.lost()
+        if lost or any(f is LinkFailure.LOST for f, _ in marks) or any(s in stderr for s in _GIT_LOST_SIGNS):
             because = f" ({lost})" if lost and lost != "closed" else ""
             return PeerUnreachableError(
                 f"the connection to the hub '{peer.name}' was lost during the {what}{because}. A push is all or "
                 "nothing, so the hub is as it was; notes stay safe here and the next sync retries"
             )
-        if marked:
-            return SyncError(marked[0])
+        if marks:
+            return marks[0][0].error(marks[0][1])
         return GitError(["git", *argv], code, stderr)
 
 

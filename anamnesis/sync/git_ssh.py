@@ -8,7 +8,7 @@ the home named by `ANAMNESIS_HOME`. A user can point their own git at it too:
 
 from __future__ import annotations
 
-from anamnesis.sync.ssh import bridge_main
+from anamnesis.sync.ssh.bridge import bridge_main
 
 if __name__ == "__main__":
     bridge_main()

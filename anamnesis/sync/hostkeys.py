@@ -13,12 +13,26 @@ import binascii
 import contextlib
 import hashlib
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from anamnesis.config import Layout
 from anamnesis.errors import HostKeyError
 
 DEFAULT_SSH_PORT = 22
+
+
+@dataclass(frozen=True, slots=True)
+class HostKeyProbe:
+    """The key a hub presented, and whether this home already trusts it."""
+
+    host: str
+    port: int | None
+    pattern: str  # known_hosts name for host and port
+    public_key: str  # "ssh-ed25519 AAAA…"
+    algorithm: str
+    fingerprint: str
+    status: str  # "trusted" | "unknown" | "changed"
 
 
 def known_hosts_path(layout: Layout) -> Path:

@@ -35,9 +35,10 @@ from anamnesis.errors import AnamnesisError
 from anamnesis.gitrepo import BRANCH
 from anamnesis.memory import open_memory
 from anamnesis.notes import NOTE_TYPES
-from anamnesis.sync.engine import HubLink, SyncReport
+from anamnesis.sync.link import HubLink
 from anamnesis.sync.peers import Peer, SyncSettings, configured_peers, sync_settings
 from anamnesis.sync.repo import SyncRepo
+from anamnesis.sync.report import SyncReport
 from anamnesis.sync.ssh import HubLinkMux, ask_hub_main, can_share_connection, connect_hub, open_hub_link
 
 logger = logging.getLogger(__name__)
@@ -100,14 +101,14 @@ class HubConnections:
             raise
 
     @asynccontextmanager
-    async def link(self, peer: Peer) -> AsyncIterator[HubLink]:
-        """An `OpenLink` for the sync engine over the held connection (git's commands share it)."""
-        if not self.settings.shared_connection or not can_share_connection():
-            async with open_hub_link(self.layout, self.settings, peer) as fresh:
+    async def open_link(self, peer: Peer, settings: SyncSettings) -> AsyncIterator[HubLink]:
+        """A link for the sync engine over the held connection (git's commands share it): a `LinkOpener`."""
+        if not settings.shared_connection or not can_share_connection():
+            async with open_hub_link(self.layout, settings, peer) as fresh:
                 yield fresh
             return
         conn, client = await self._connection(peer)
-        hub, timeout = peer.hub, self.settings.git_timeout
+        hub, timeout = peer.hub, settings.git_timeout
 
         async def main_now() -> str | None:
             try:
@@ -252,11 +253,11 @@ async def sync_reporting(config: Config, tell: Callable[[str], None]) -> SyncRep
             tell(f"failed {first_error}")
             raise first_error
         tell("news" if news else "none")
-        from anamnesis.sync import run_sync
+        from anamnesis.sync.operations import run_sync
 
         try:
             async with open_memory(config) as memory:
-                report = await run_sync(config, memory=memory, open_link=connections.link)
+                report = await run_sync(config, connections, memory=memory)
                 if report.changed_paths:
                     await memory.ensure_fresh(quick=True)  # records the stamp: hooks read without catching up
         except AnamnesisError as exc:

@@ -1,16 +1,18 @@
-"""What the adapters call to sync: one cycle, the hubs this machine syncs with, trust on first use.
+"""The sync use cases: one cycle, the hubs this machine syncs with, trust on first use.
 
-Re-exported by the package (`from anamnesis.sync import run_sync`), lazily, so that importing
-a light module of the package (`peers`, `quickcheck`) does not load the engine and the index.
+Each takes the transport it reaches hubs with (`LinkOpener`, or `HubTransport` for `peer add`)
+and never picks one: the callers get these bound to SSH from `anamnesis.sync.wiring`. The
+ones that need no transport are re-exported by the package (`from anamnesis.sync import
+list_peers`), lazily, so that importing a light module of the package (`peers`, `quickcheck`)
+does not load the engine and the index.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Awaitable, Callable
-from contextlib import AbstractAsyncContextManager, AsyncExitStack
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 
@@ -19,8 +21,9 @@ from anamnesis.errors import AnamnesisError, ConfigError, HostKeyError, NoHubErr
 from anamnesis.gitrepo import GitRepo
 from anamnesis.home import require_home
 from anamnesis.memory import Memory, open_memory
-from anamnesis.sync.engine import NO_HUB, HubLink, OpenLink, SyncEngine, SyncReport
-from anamnesis.sync.hostkeys import add_known_host, known_hosts_path, normalize_fingerprint
+from anamnesis.sync.engine import NO_HUB, SyncEngine
+from anamnesis.sync.hostkeys import HostKeyProbe, add_known_host, known_hosts_path, normalize_fingerprint
+from anamnesis.sync.link import HubTransport, LinkOpener
 from anamnesis.sync.peers import (
     Peer,
     check_peer_name,
@@ -30,17 +33,14 @@ from anamnesis.sync.peers import (
     save_peer,
     sync_settings,
 )
+from anamnesis.sync.report import SyncReport
 
-if TYPE_CHECKING:
-    from anamnesis.sync.ssh import HostKeyProbe
-
-
-Confirm = Callable[["HostKeyProbe"], Awaitable[bool]]
+Confirm = Callable[[HostKeyProbe], Awaitable[bool]]
 
 
-async def run_sync(config: Config, *, memory: Memory | None = None, open_link: OpenLink | None = None) -> SyncReport:
-    """One sync cycle with every configured hub. Pass `memory` when one is already open, and
-    `open_link` to reach the hubs over connections held elsewhere (the service keeps them open).
+async def run_sync(config: Config, transport: LinkOpener, *, memory: Memory | None = None) -> SyncReport:
+    """One sync cycle with every configured hub, reached through `transport`. Pass `memory`
+    when one is already open.
 
     The hubs are read from config.json again each time, so a long-lived process (the service,
     an MCP server) follows `anamnesis peer add/remove` run in another terminal.
@@ -50,17 +50,10 @@ async def run_sync(config: Config, *, memory: Memory | None = None, open_link: O
     if not peers:
         raise NoHubError(NO_HUB)
     settings = sync_settings(config)
-    from anamnesis.sync.ssh import open_hub_link
-
-    def fresh_link(peer: Peer) -> AbstractAsyncContextManager[HubLink]:
-        return open_hub_link(config.layout, settings, peer)
-
-    link = open_link or fresh_link
-
     async with AsyncExitStack() as stack:
         if memory is None:
             memory = await stack.enter_async_context(open_memory(config))
-        return await SyncEngine(memory, settings, link).run(peers)
+        return await SyncEngine(memory, settings, transport).run(peers)
 
 
 def current_config(config: Config) -> Config:
@@ -69,11 +62,6 @@ def current_config(config: Config) -> Config:
     from_env = config.remote if config.remote != config.raw.get("remote") else None
     remote = from_env or raw.get("remote") or None
     return dataclasses.replace(config, raw=raw, remote=str(remote) if remote else None)
-
-
-async def sync_memory(memory: Memory) -> dict[str, Any]:
-    """`run_sync` on an open memory, as the JSON-ready dict an adapter shows (MCP's `memory_sync`)."""
-    return (await run_sync(memory.config, memory=memory)).as_dict()
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +82,7 @@ async def add_peer(
     config: Config,
     name: str,
     url: str,
+    transport: HubTransport,
     *,
     confirm: Confirm | None = None,
     fingerprint: str | None = None,
@@ -106,22 +95,18 @@ async def add_peer(
     hub is reachable, trusted and has a repository. A failed first sync leaves the peer recorded
     (its error is in the result): the next sync retries.
     """
-    from anamnesis.sync import ssh
-
     require_home(config.layout)
     check_peer_name(name)
     hub = parse_hub_url(url)
     settings = sync_settings(config)
-    probe = await ssh.probe_host_key(config.layout, settings, hub)
+    probe = await transport.probe_host_key(hub, settings)
     newly_trusted = await _decide_trust(probe, hub.address, name, url, confirm, fingerprint)
     if newly_trusted:
         path = known_hosts_path(config.layout)
         await anyio.to_thread.run_sync(
             lambda: add_known_host(path, probe.pattern, probe.public_key, replace=probe.status == "changed")
         )
-    conn, _client = await ssh.connect_hub(config.layout, settings, hub, name)
-    async with conn:
-        created = await ssh.ensure_hub_repo(conn, hub, settings.connect_timeout + 30)
+    created = await transport.ensure_hub_repo(hub, name, settings)
     previous = {p.name: p for p in configured_peers(config)}.get(name)
     peer = Peer(name=name, url=hub.url, host_key=probe.fingerprint)
     await anyio.to_thread.run_sync(save_peer, config.layout.config_path, peer)
@@ -130,7 +115,7 @@ async def add_peer(
     error: AnamnesisError | None = None
     if first_sync:
         try:
-            report = await run_sync(updated)
+            report = await run_sync(updated, transport)
         except AnamnesisError as exc:
             error = exc
     return PeerAdded(
