@@ -8,6 +8,7 @@ import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -69,8 +70,17 @@ async def ids_found(index: SearchIndex, text: str) -> list[str]:
     return [hit.id for hit in await search(index, text, limit=50)]
 
 
+def raw(index: SearchIndex, sql: str) -> list[tuple[Any, ...]]:
+    """Rows straight from the database file, on a second plain connection: a look behind the API."""
+    db = sqlite3.connect(index.path)
+    try:
+        return db.execute(sql).fetchall()
+    finally:
+        db.close()
+
+
 async def indexed_paths(index: SearchIndex) -> set[str]:
-    return {row[0] for row in await index.execute_fetchall("SELECT path FROM notes")}
+    return {row[0] for row in raw(index, "SELECT path FROM notes")}
 
 
 # -- refresh ---------------------------------------------------------------------------------
@@ -417,8 +427,8 @@ async def test_index_with_another_schema_version_is_dropped_and_rebuilt(layout: 
     index = await SearchIndex.open(layout.index_path, NoteStore(layout))
     try:
         report = await index.refresh()
-        names = {row[0] for row in await index.execute_fetchall("SELECT name FROM sqlite_master")}
-        version = (await index.execute_fetchall("PRAGMA user_version"))[0][0]
+        names = {row[0] for row in raw(index, "SELECT name FROM sqlite_master")}
+        version = raw(index, "PRAGMA user_version")[0][0]
         found = await ids_found(index, "pelican")
     finally:
         await index.aclose()
@@ -476,7 +486,7 @@ async def test_two_connections_see_each_others_refresh(layout: Layout, index: Se
 
 
 async def test_index_uses_wal_so_readers_do_not_block_writers(index: SearchIndex) -> None:
-    mode = (await index.execute_fetchall("PRAGMA journal_mode"))[0][0]
+    mode = raw(index, "PRAGMA journal_mode")[0][0]
 
     assert mode == "wal"
 
@@ -524,7 +534,7 @@ async def test_an_empty_index_loads_many_notes_in_bulk_and_stays_consistent(layo
     assert report.added == len(notes)
     assert [p.path for p in report.problems] == ["memory/semantic/broken.md"]
     assert seen[-1] == (len(notes) + 1, len(notes) + 1)
-    await index.execute_fetchall("INSERT INTO notes_fts(notes_fts) VALUES ('integrity-check')")
+    assert (await index.diagnose()).damage is None  # FTS table and rows agree
     assert sorted(await ids_found(index, "zebra3")) == sorted(n.id for i, n in enumerate(notes) if i % 97 == 3)
     assert len(await ids_found(index, "bulk")) == 50  # every note is in the FTS table (search caps at 50)
     # The insert trigger is back: a note written afterwards is found like any other.
@@ -544,5 +554,5 @@ async def test_a_bulk_load_cancelled_halfway_leaves_the_index_as_it_was(layout: 
     assert await indexed_paths(index) == set()
     report = await index.refresh()  # and the next refresh takes everything in, trigger and all
     assert report.added == BULK_MIN + 10
-    await index.execute_fetchall("INSERT INTO notes_fts(notes_fts) VALUES ('integrity-check')")
+    assert (await index.diagnose()).damage is None
     assert len(await ids_found(index, "zebra1")) > 0
