@@ -30,7 +30,7 @@ from anamnesis.index import BUSY_TIMEOUT_MS, Page, ProgressCallback, RefreshRepo
 from anamnesis.locks import file_lock
 from anamnesis.memory_inspect import MemoryInspect
 from anamnesis.memory_status import FleetMachine, GitState, MemoryStatus, SyncStatus
-from anamnesis.memory_vectors import VECTOR_POLL_INTERVAL, MemoryVectors, model_problem, semantic_enabled
+from anamnesis.memory_vectors import MemoryVectors, semantic_enabled
 from anamnesis.notes import GLOBAL_PROJECT, NOTE_TYPES, Note, normalize_body, normalize_tags, utc_now, validate_note
 from anamnesis.queries import DIR_STAMP_KEY, FULL_SCAN_KEY
 from anamnesis.search import DEFAULT_LIMIT, Hit, SearchFilters, clamp_limit
@@ -42,8 +42,6 @@ logger = logging.getLogger(__name__)
 FULL_SCAN_INTERVAL = 10.0
 GIT_LOCK_TIMEOUT = 60.0
 NO_FILE = ""  # the digest `read_for_edit` gives, and `update` takes, for a note that has no file
-
-__all__ = ["VECTOR_POLL_INTERVAL", "model_problem", "semantic_enabled"]
 
 
 @dataclass(frozen=True, slots=True)

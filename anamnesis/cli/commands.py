@@ -492,7 +492,7 @@ async def _eval_reports(
     index gets its vectors here (a semantic side that is off or cannot load leaves the two equal)."""
     from anamnesis.evaluation import run_eval, run_gate
     from anamnesis.hybrid import Semantic
-    from anamnesis.memory import semantic_enabled
+    from anamnesis.memory_vectors import semantic_enabled
     from anamnesis.vectorizer import embed_pending
 
     if semantic is None and semantic_enabled(config):
