@@ -66,7 +66,7 @@ class _Entry:
 
 async def session_context(memory: Memory, project: str, budget: int = DEFAULT_BUDGET) -> Context:
     """The session-start block for `project`; empty text when the memory has nothing for it."""
-    return await memory.index.run(session_context_plan(project, budget))
+    return await memory.run(session_context_plan(project, budget))
 
 
 def session_context_plan(project: str, budget: int = DEFAULT_BUDGET) -> Plan[Context]:

@@ -8,7 +8,6 @@ add their own checks by passing more `Check` functions.
 from __future__ import annotations
 
 import contextlib
-import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -154,19 +153,13 @@ async def check_git(config: Config) -> list[Finding]:
 async def check_notes_and_index(config: Config) -> list[Finding]:
     findings: list[Finding] = []
     async with open_memory(config) as memory:
-        plan = await memory.index.plan()
-        problems = await memory.index.problems()
-        unreadable = {p.path: p.reason for p in problems}
-        # Files not indexed yet: parse them here so a broken one is reported even before a refresh.
-        reads = await anyio.to_thread.run_sync(memory.index._read_files, plan.changed)
-        for read in reads:
-            if read.error is not None:
-                unreadable[read.file.rel] = read.error
-        for path, reason in sorted(unreadable.items()):
+        # Files not indexed yet are parsed too, so a broken one is reported even before a refresh.
+        diagnosis = await memory.diagnose()
+        for path, reason in sorted(diagnosis.unreadable.items()):
             findings.append(
                 Finding("error", "notes", f"{path}: {reason}", "fix the front-matter or move the file away")
             )
-        strays = await anyio.to_thread.run_sync(lambda: list(memory.store.stray_files()))
+        strays = await memory.stray_files()
         for stray in strays:
             findings.append(
                 Finding(
@@ -176,7 +169,7 @@ async def check_notes_and_index(config: Config) -> list[Finding]:
                     "move it under procedural/, semantic/ or episodic/",
                 )
             )
-        unsafe = await anyio.to_thread.run_sync(lambda: list(memory.store.unsafe_entries()))
+        unsafe = await memory.unsafe_entries()
         for rel in unsafe:
             findings.append(
                 Finding(
@@ -186,7 +179,7 @@ async def check_notes_and_index(config: Config) -> list[Finding]:
                     f"look at where it points, then delete the link: rm {config.home / rel}",
                 )
             )
-        conflicted, renamed = await anyio.to_thread.run_sync(_scan_note_files, plan.files)
+        conflicted, renamed = await anyio.to_thread.run_sync(_scan_note_files, diagnosis.files)
         for rel, written_id in renamed:
             findings.append(
                 Finding(
@@ -206,21 +199,22 @@ async def check_notes_and_index(config: Config) -> list[Finding]:
                     "edit the file and keep one version",
                 )
             )
-        good_changes = sum(1 for read in reads if read.error is None)
-        if good_changes or plan.removed:
+        if diagnosis.changed or diagnosis.removed:
             findings.append(
                 Finding(
                     "error",
                     "index",
-                    f"index out of step with the files: {good_changes} new or changed, {len(plan.removed)} removed",
+                    f"index out of step with the files: {diagnosis.changed} new or changed, "
+                    f"{diagnosis.removed} removed",
                     "run `anamnesis reindex` (searches also catch up on their own)",
                 )
             )
-        integrity = await _integrity(memory.index)
-        if integrity:
-            findings.append(Finding("error", "index", f"index damaged: {integrity}", "run `anamnesis reindex --full`"))
+        if diagnosis.damage:
+            findings.append(
+                Finding("error", "index", f"index damaged: {diagnosis.damage}", "run `anamnesis reindex --full`")
+            )
         if not any(f.level == "error" and f.check in ("index", "notes") for f in findings):
-            findings.append(Finding("ok", "index", f"{len(plan.files)} note files, index in step"))
+            findings.append(Finding("ok", "index", f"{len(diagnosis.files)} note files, index in step"))
     return findings
 
 
@@ -260,18 +254,6 @@ def _scan_note_files(files: Sequence[NoteFile]) -> tuple[list[str], list[tuple[s
             if written != PurePosixPath(f.rel).stem:
                 renamed.append((f.rel, written))
     return conflicted, renamed
-
-
-async def _integrity(index: object) -> str | None:
-    try:
-        rows = await index.execute_fetchall("PRAGMA quick_check")  # type: ignore[attr-defined]
-        verdict = rows[0][0] if rows else "no answer"
-        if verdict != "ok":
-            return str(verdict)
-        await index.execute_fetchall("INSERT INTO notes_fts(notes_fts) VALUES('integrity-check')")  # type: ignore[attr-defined]
-    except sqlite3.DatabaseError as exc:
-        return str(exc)
-    return None
 
 
 async def check_upkeep(config: Config) -> list[Finding]:

@@ -4,6 +4,7 @@
 AnamnesisError
 ├── ConfigError ── HomeNotInitializedError
 ├── NoteError ── NoteNotFoundError · NoteFormatError · NoteValidationError · UnsafePathError
+│                · NoteChangedError
 ├── QueryError
 ├── IndexStateError          (schema mismatch or corruption: rebuild from notes)
 ├── BusyError                (another process holds a lock past our deadline)
@@ -18,6 +19,10 @@ hooks: exit 0 and a log line). Anything that is not an `AnamnesisError` is a bug
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from anamnesis.notes import Note
 
 
 class AnamnesisError(Exception):
@@ -68,6 +73,22 @@ class UnsafePathError(NoteError):
     memory/ is written by other machines through the hub; following a link there could read
     or write anywhere on this machine, so the store refuses instead.
     """
+
+
+class NoteChangedError(NoteError):
+    """An update named a version of the note (its digest) that is no longer the file on disk.
+
+    Carries both versions, so an adapter can show them side by side: `yours`, what was to be
+    saved, and `current`, the note as its file holds it now (None when it was deleted), with
+    `current_digest`, the base to name when saving on top of it.
+    """
+
+    def __init__(self, yours: Note, current: Note | None, current_digest: str) -> None:
+        what = "deleted" if current is None else "changed"
+        super().__init__(f"note {yours.id} was {what} since it was read for editing; nothing was saved")
+        self.yours = yours
+        self.current = current
+        self.current_digest = current_digest
 
 
 class QueryError(AnamnesisError):

@@ -147,6 +147,27 @@ class GitRepo:
         result = await self.run("symbolic-ref", "--short", "-q", "HEAD", check=False)
         return result.stdout.decode().strip() or None if result.returncode == 0 else None
 
+    async def file_at(self, sha: str, path: str) -> str:
+        """The file `path` as commit `sha` has it; empty when it has none there."""
+        result = await self.run("show", f"{sha}:{path}", check=False)
+        return result.stdout.decode("utf-8", errors="replace") if result.returncode == 0 else ""
+
+    async def commit_summary(self, rev: str) -> tuple[str, str] | None:
+        """(subject, author time) of commit `rev`, or None when this repo does not have it."""
+        shown = await self.run("log", "-1", "--format=%s%x1f%aI", f"{rev}^{{commit}}", "--", check=False)
+        if shown.returncode != 0 or not shown.stdout.strip():
+            return None
+        subject, _, time = shown.stdout.decode("utf-8", errors="replace").strip().partition("\x1f")
+        return subject, time
+
+    async def ahead_behind(self, rev: str) -> tuple[int | None, int | None]:
+        """(commits `rev` has that HEAD lacks, commits HEAD has that `rev` lacks), in one git call."""
+        result = await self.run("rev-list", "--left-right", "--count", f"{rev}...HEAD", "--", check=False)
+        parts = result.stdout.decode().split()
+        if result.returncode != 0 or len(parts) != 2 or not all(p.isdigit() for p in parts):
+            return None, None
+        return int(parts[0]), int(parts[1])
+
     async def status_paths(self, *, renames: bool = True, errors: str = "replace") -> list[tuple[str, str]]:
         """(two-letter status, path) for every change not yet committed; `errors` decodes the
         paths ("surrogateescape" gives names git and the file system take back byte for byte)."""

@@ -168,7 +168,7 @@ def _read(config: Any, event: str, make_plan: Callable[[], Any], bound: float) -
         with anyio.move_on_after(DEADLINES[event]):
             async with open_memory(config, busy_timeout_ms=HOOK_BUSY_TIMEOUT_MS) as memory:
                 await _catch_up(memory, bound)
-                return await memory.index.run(make_plan())
+                return await memory.run(make_plan())
         return None
 
     return anyio.run(catch_up_and_read)
@@ -179,25 +179,18 @@ def _read_in_step(config: Any, make_plan: Callable[[], Any]) -> Any:
     with the note directories (or not there, or of another schema): then the full path runs."""
     import sqlite3
 
-    from anamnesis.queries import DIR_STAMP_KEY, SCHEMA_VERSION, meta_plan, run_sync
+    from anamnesis.queries import answer_in_step
     from anamnesis.store import NoteStore
 
     path = config.layout.index_path
     if not path.is_file():
         return None
-    connection = sqlite3.connect(path, timeout=HOOK_BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+    stamp = NoteStore(config.layout).directory_stamp
     try:
-        connection.execute("PRAGMA query_only = ON")
-        if connection.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
-            return None
-        if run_sync(connection, meta_plan(DIR_STAMP_KEY)) != NoteStore(config.layout).directory_stamp():
-            return None
-        return run_sync(connection, make_plan())
+        return answer_in_step(path, HOOK_BUSY_TIMEOUT_MS / 1000, stamp, make_plan())
     except sqlite3.Error as exc:
         _log(config.layout.state_dir, "read", f"answered the long way: {exc}")
         return None
-    finally:
-        connection.close()
 
 
 async def _catch_up(memory: Any, bound: float) -> None:

@@ -29,6 +29,7 @@ from typing import Any, TypeVar, cast
 
 import aiosqlite
 import anyio
+import anyio.to_thread
 
 from anamnesis.errors import IndexStateError, QueryError
 from anamnesis.index_refresh import (
@@ -54,7 +55,7 @@ from anamnesis.queries import (
     summary_of,
 )
 from anamnesis.search import SearchFilters
-from anamnesis.store import NoteStore
+from anamnesis.store import NoteFile, NoteStore
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -66,6 +67,7 @@ __all__ = [
     "BUSY_TIMEOUT_MS",
     "CHUNK",
     "SCHEMA_VERSION",
+    "Diagnosis",
     "Page",
     "Problem",
     "ProgressCallback",
@@ -83,6 +85,17 @@ class Page:
 
     notes: list[NoteSummary]
     next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnosis:
+    """How the index stands against the files, for doctor; `unreadable` maps path to reason."""
+
+    files: list[NoteFile]
+    unreadable: dict[str, str]
+    changed: int  # files that parse but are new or changed since the index took them in
+    removed: int  # rows whose file is gone
+    damage: str | None  # what SQLite's integrity checks found, or None
 
 
 class SearchIndex(IndexRefresh):
@@ -260,6 +273,38 @@ class SearchIndex(IndexRefresh):
             "refreshed_at": refreshed[0][0] if refreshed else None,
         }
 
+    async def notes_written_by(self, machine_id: str) -> int:
+        """How many portable notes `machine_id` wrote last (what the fleet view shows per machine)."""
+        rows = await self._db.execute_fetchall(
+            "SELECT count(*) FROM notes WHERE machine_id = ? AND scope = 'portable'", (machine_id,)
+        )
+        return int(next(iter(rows))[0])
+
+    async def paths_from(self, prov_source: str) -> list[str]:
+        """Paths (relative to the home) of the notes whose provenance is `prov_source`."""
+        rows = await self._db.execute_fetchall("SELECT path FROM notes WHERE prov_source = ?", (prov_source,))
+        return [str(row[0]) for row in rows]
+
+    async def diagnose(self) -> Diagnosis:
+        """Compare the files with the rows, parse what is not indexed yet, check the database."""
+        plan = await self.plan()
+        unreadable = {p.path: p.reason for p in await self.problems()}
+        reads = await anyio.to_thread.run_sync(self._read_files, plan.changed)
+        unreadable.update({read.file.rel: read.error for read in reads if read.error is not None})
+        changed = sum(1 for read in reads if read.error is None)
+        return Diagnosis(plan.files, unreadable, changed, len(plan.removed), await self._damage())
+
+    async def _damage(self) -> str | None:
+        try:
+            rows = list(await self._db.execute_fetchall("PRAGMA quick_check"))
+            verdict = rows[0][0] if rows else "no answer"
+            if verdict != "ok":
+                return str(verdict)
+            await self._db.execute_fetchall("INSERT INTO notes_fts(notes_fts) VALUES('integrity-check')")
+        except sqlite3.DatabaseError as exc:
+            return str(exc)
+        return None
+
     async def get_meta(self, key: str) -> str | None:
         return await self.run(meta_plan(key))
 
@@ -314,10 +359,6 @@ class SearchIndex(IndexRefresh):
         """The static table: (piece, weight, float16 vector), in no particular order."""
         rows = await self._db.execute_fetchall("SELECT piece, weight, vector FROM static_pieces")
         return [(row[0], float(row[1]), bytes(row[2])) for row in rows]
-
-    async def execute_fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        """Raw read access for benchmarks and diagnostics (the floor a search is compared with)."""
-        return list(await self._db.execute_fetchall(sql, params))
 
 
 def encode_cursor(updated_at: str, note_id: str) -> str:

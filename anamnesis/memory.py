@@ -1,7 +1,9 @@
 """`open_memory(config)`: the use cases every adapter calls (write, get, list, search, status…).
 
 One `Memory` wraps the notes on disk, the derived index and the git repo of one home. Adapters
-(CLI, MCP, hooks, dashboard) never touch those three directly, so they all behave the same.
+(CLI, MCP, hooks, dashboard, sync) never touch those three directly (they are private here, and
+`tests/test_architecture.py` keeps it so), so they all behave the same. The semantic half lives
+in `memory_vectors`, the read-only questions of doctor, health and fleet in `memory_inspect`.
 """
 
 from __future__ import annotations
@@ -19,26 +21,26 @@ import anyio
 import anyio.to_thread
 
 from anamnesis.config import Config
-from anamnesis.errors import AnamnesisError, GitError, NoteNotFoundError, NoteValidationError
+from anamnesis.errors import GitError, NoteChangedError, NoteNotFoundError, NoteValidationError
 from anamnesis.gitrepo import STALE_GIT_LOCK_AGE, CommitInfo, GitRepo
 from anamnesis.home import require_home
 from anamnesis.hybrid import Semantic, hybrid_search
 from anamnesis.ids import is_safe_id, new_ulid, normalize_id
 from anamnesis.index import BUSY_TIMEOUT_MS, Page, ProgressCallback, RefreshReport, SearchIndex
-from anamnesis.locks import git_lock, release_file_lock, try_file_lock
+from anamnesis.locks import git_lock
+from anamnesis.memory_inspect import MemoryInspect
+from anamnesis.memory_status import FleetMachine, GitState, MemoryStatus, SyncStatus
+from anamnesis.memory_vectors import MemoryVectors, semantic_enabled
 from anamnesis.notes import GLOBAL_PROJECT, NOTE_TYPES, Note, normalize_body, normalize_tags, utc_now, validate_note
 from anamnesis.queries import DIR_STAMP_KEY, FULL_SCAN_KEY
 from anamnesis.search import DEFAULT_LIMIT, Hit, SearchFilters, clamp_limit
-from anamnesis.store import NoteStore
-from anamnesis.vectorizer import EmbedProgress, embed_pending
+from anamnesis.store import NoteStore, file_digest
 
 logger = logging.getLogger(__name__)
 
 # Every note is stat'ed again at most this often, across all processes (see ensure_fresh).
 FULL_SCAN_INTERVAL = 10.0
-# A long-lived process looks for notes without a vector (written by other processes or pulled)
-# at least this often, and at once after its own writes.
-VECTOR_POLL_INTERVAL = 30.0
+NO_FILE = ""  # the digest `read_for_edit` gives, and `update` takes, for a note that has no file
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,14 +62,23 @@ class NoteDraft:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-class Memory:
+@dataclass(frozen=True, slots=True)
+class NoteVersion:
+    """A note as its file holds it now, the digest of exactly those bytes, and its path in the home."""
+
+    note: Note
+    digest: str
+    path: str
+
+
+class Memory(MemoryVectors, MemoryInspect):
     """The memory of one home. Create with `open_memory`."""
 
     def __init__(self, config: Config, store: NoteStore, index: SearchIndex, git: GitRepo) -> None:
         self.config = config
-        self.store = store
-        self.index = index
-        self.git = git
+        self._store = store
+        self._index = index
+        self._git = git
         self._seen_stamps: str | None = None
         # The semantic side: None when config turns it off; its model loads only in long-lived
         # processes (`keep_vectors_fresh`, `load_model`), so until then search is lexical.
@@ -85,13 +96,13 @@ class Memory:
         when the last such walk (by any process) is older than FULL_SCAN_INTERVAL. `quick`
         (hooks, where every millisecond counts) skips that walk.
         """
-        stamp = await anyio.to_thread.run_sync(self.store.directory_stamp)
+        stamp = await anyio.to_thread.run_sync(self._store.directory_stamp)
         if stamp == self._seen_stamps and quick:
             return
-        stored = await self.index.get_meta(DIR_STAMP_KEY)
+        stored = await self._index.get_meta(DIR_STAMP_KEY)
         walk_due = False
         if not quick:
-            last_walk = float(await self.index.get_meta(FULL_SCAN_KEY) or 0)
+            last_walk = float(await self._index.get_meta(FULL_SCAN_KEY) or 0)
             walk_due = time.time() - last_walk >= FULL_SCAN_INTERVAL
         if stored != stamp or walk_due:
             await self._refresh_from(stamp)
@@ -104,7 +115,7 @@ class Memory:
         limit: int | None = DEFAULT_LIMIT,
     ) -> list[Hit]:
         await self.ensure_fresh()
-        return await hybrid_search(self.index, text, filters, limit, self.semantic)
+        return await hybrid_search(self._index, text, filters, limit, self.semantic)
 
     async def list(
         self,
@@ -113,34 +124,34 @@ class Memory:
         cursor: str | None = None,
     ) -> Page:
         await self.ensure_fresh()
-        return await self.index.list_notes(filters, clamp_limit(limit), cursor)
+        return await self._index.list_notes(filters, clamp_limit(limit), cursor)
 
     async def get(self, note_id: str) -> Note:
         """The note with this id, read from its file (the truth), not from the index."""
         wanted = normalize_id(note_id)
         if not is_safe_id(wanted):
             raise NoteNotFoundError(note_id)
-        path = await anyio.to_thread.run_sync(self.store.find, wanted)
+        path = await anyio.to_thread.run_sync(self._store.find, wanted)
         if path is None:
             await self.ensure_fresh()
-            summary = await self.index.summary(wanted)
+            summary = await self._index.summary(wanted)
             if summary is None:
                 raise NoteNotFoundError(note_id)
             path = self.config.home / summary.path
         try:
-            return await anyio.to_thread.run_sync(self.store.read, path)
+            return await anyio.to_thread.run_sync(self._store.read, path)
         except FileNotFoundError as exc:
             raise NoteNotFoundError(note_id) from exc
 
     async def superseded_by(self, note_id: str) -> builtins.list[str]:
-        return await self.index.superseded_by(normalize_id(note_id))
+        return await self._index.superseded_by(normalize_id(note_id))
 
     async def history(self, note_id: str, limit: int = 50) -> builtins.list[CommitInfo]:
         note = await self.get(note_id)
         if note.scope != "portable":
             return []
-        name = self.store.path_for(note.id, note.type, note.scope).name
-        return await self.git.note_log([f"{note_type}/{name}" for note_type in NOTE_TYPES], limit)
+        name = self.note_file(note).name
+        return await self._git.note_log([f"{note_type}/{name}" for note_type in NOTE_TYPES], limit)
 
     # -- writing -------------------------------------------------------------------------
 
@@ -160,9 +171,9 @@ class Memory:
             raise NoteValidationError("supersedes", "a note cannot supersede itself")
         created_at = now
         if draft.note_id:
-            existing = await anyio.to_thread.run_sync(self.store.find, note_id)
+            existing = await anyio.to_thread.run_sync(self._store.find, note_id)
             if existing is not None:
-                created_at = (await anyio.to_thread.run_sync(self.store.read, existing)).created_at or now
+                created_at = (await anyio.to_thread.run_sync(self._store.read, existing)).created_at or now
         note = Note(
             id=note_id,
             type=draft.type,
@@ -183,7 +194,7 @@ class Memory:
         )
         validate_note(note)
         for old in supersedes:
-            if not is_safe_id(old) or await anyio.to_thread.run_sync(self.store.find, old) is None:
+            if not is_safe_id(old) or await anyio.to_thread.run_sync(self._store.find, old) is None:
                 raise NoteValidationError("supersedes", f"no note with id {old!r} to supersede")
         await self.save(note, f"anamnesis: write {note.type} {note.id} ({note.title[:60]})")
         return note
@@ -191,7 +202,7 @@ class Memory:
     async def save(self, note: Note, message: str | None = None) -> Path:
         """Write `note` as given (atomically), commit it when portable, and index it."""
         await self.save_all([note], message or f"anamnesis: update {note.type} {note.id}")
-        return self.store.path_for(note.id, note.type, note.scope)
+        return self.note_file(note)
 
     async def save_all(
         self, notes: Sequence[Note], message: str, progress: ProgressCallback | None = None
@@ -204,192 +215,162 @@ class Memory:
         """
         for note in notes:
             validate_note(note)
+        async with self._git_lock():
+            touched = await self._write_files(notes, progress)
+            await self._commit(touched, message)
+        await self._indexed(touched)
+        return touched
+
+    async def read_for_edit(self, note_id: str) -> NoteVersion | None:
+        """The note as its file holds it now and the digest of those bytes (the `base` to give
+        `update`), from one read; None when the note has no file (deleted, or never written)."""
+        wanted = normalize_id(note_id)
+        if not is_safe_id(wanted):
+            raise NoteNotFoundError(note_id)
+        path = await anyio.to_thread.run_sync(self._store.find, wanted)
+        if path is None:
+            summary = await self._index.summary(wanted)
+            if summary is None:
+                return None
+            path = self.config.home / summary.path
+        return await anyio.to_thread.run_sync(self._read_version, path)
+
+    def _read_version(self, path: Path) -> NoteVersion | None:
+        try:
+            data = self._store.read_bytes(path)
+        except FileNotFoundError:
+            return None
+        note = self._store.read_text(data.decode("utf-8", errors="replace"), path)
+        return NoteVersion(note, file_digest(data), self._store.rel(path))
+
+    async def update(self, note: Note, base: str, message: str | None = None) -> Path:
+        """Save `note` only if its file is still the version `base` names (`NO_FILE`: none).
+
+        Otherwise nothing is written and `NoteChangedError` carries both versions. The check,
+        the write and the commit happen under the git lock, which every writer of this home
+        (this class, a sync, upkeep) holds while it changes notes: nothing lands in between.
+        """
+        validate_note(note)
+        async with self._git_lock():
+            current = await self.read_for_edit(note.id)
+            digest = current.digest if current is not None else NO_FILE
+            if digest != base:
+                raise NoteChangedError(note, current.note if current is not None else None, digest)
+            touched = await self._write_files([note])
+            await self._commit(touched, message or f"anamnesis: update {note.type} {note.id}")
+        await self._indexed(touched)
+        return self.note_file(note)
+
+    async def _write_files(
+        self, notes: Sequence[Note], progress: ProgressCallback | None = None
+    ) -> builtins.list[Path]:
+        """Write each note's file (and remove its file under another type or scope): paths touched."""
 
         def write_all() -> builtins.list[Path]:
             touched: dict[Path, None] = {}
             for done, note in enumerate(notes, start=1):
                 before = self._existing_paths(note.id)
-                touched.setdefault(self.store.write(note), None)
+                touched.setdefault(self._store.write(note), None)
                 for old in before:
                     touched.setdefault(old, None)
                 if progress is not None:
                     progress(done, len(notes))
             return sorted(touched)
 
-        touched = await anyio.to_thread.run_sync(write_all)
-        await self._commit(touched, message)
-        await self.index.refresh(paths=[self.store.rel(p) for p in touched])
+        return await anyio.to_thread.run_sync(write_all)
+
+    async def _indexed(self, touched: Sequence[Path]) -> None:
+        await self._index.refresh(paths=[self._store.rel(p) for p in touched])
         self._written.set()
-        return touched
 
     async def delete(self, note_id: str) -> None:
         """Remove a note's file (history keeps it) and its index row."""
         wanted = normalize_id(note_id)
         if not is_safe_id(wanted):
             raise NoteNotFoundError(note_id)
-        removed = await anyio.to_thread.run_sync(self.store.delete, wanted)
-        if not removed:
-            raise NoteNotFoundError(note_id)
-        await self._commit(removed, f"anamnesis: delete {wanted}")
-        await self.index.refresh(paths=[self.store.rel(p) for p in removed])
-        self._written.set()
+        async with self._git_lock():
+            removed = await anyio.to_thread.run_sync(self._store.delete, wanted)
+            if not removed:
+                raise NoteNotFoundError(note_id)
+            await self._commit(removed, f"anamnesis: delete {wanted}")
+        await self._indexed(removed)
+
+    def note_file(self, note: Note) -> Path:
+        """Where `note`'s file is (or goes) on disk, for its id, type and scope."""
+        return self._store.path_for(note.id, note.type, note.scope)
+
+    def note_path(self, note: Note) -> str:
+        """`note_file` relative to the home, as lists, JSON and the CLI show it."""
+        return self._store.rel(self.note_file(note))
+
 
     def _existing_paths(self, note_id: str) -> builtins.list[Path]:
-        return [p for p in self.store.candidates(note_id) if p.exists()]
+        return [p for p in self._store.candidates(note_id) if p.exists()]
+
+    @asynccontextmanager
+    async def _git_lock(self) -> AsyncIterator[None]:
+        async with git_lock(self.config.layout.state_dir):
+            yield
 
     async def _commit(self, paths: Sequence[Path], message: str) -> None:
-        repo_paths = [p.relative_to(self.git.path).as_posix() for p in paths if p.is_relative_to(self.git.path)]
+        """Commit `paths` (those in memory/); call with the git lock held."""
+        root = self._git.path
+        repo_paths = [p.relative_to(root).as_posix() for p in paths if p.is_relative_to(root)]
         if not repo_paths:
             return
-        async with git_lock(self.config.layout.state_dir):
-            try:
-                await self.git.commit_paths(repo_paths, message)
-            except GitError:
-                # A git killed mid-commit leaves index.lock behind and every later commit fails.
-                # Holding our own lock, a lock file older than STALE_GIT_LOCK_AGE is such a leftover.
-                if not await self.git.recover_stale_locks(STALE_GIT_LOCK_AGE):
-                    raise
-                await self.git.commit_paths(repo_paths, message)
+        try:
+            await self._git.commit_paths(repo_paths, message)
+        except GitError:
+            # A git killed mid-commit leaves index.lock behind and every later commit fails.
+            # Holding our own lock, a lock file older than STALE_GIT_LOCK_AGE is such a leftover.
+            if not await self._git.recover_stale_locks(STALE_GIT_LOCK_AGE):
+                raise
+            await self._git.commit_paths(repo_paths, message)
 
     async def commit_pending(self, message: str = "anamnesis: record edits made outside Anamnesis") -> str | None:
         """Commit whatever changed in memory/ by hand; the new head, or None if nothing had."""
-        async with git_lock(self.config.layout.state_dir):
-            return await self.git.commit_all(message)
+        async with self._git_lock():
+            return await self._git.commit_all(message)
 
     # -- maintenance ---------------------------------------------------------------------
 
     async def reindex(self, full: bool = False, progress: ProgressCallback | None = None) -> RefreshReport:
         """Refresh the index from the files; `full` empties it first and reads every note."""
         if full:
-            await self.index.drop_all()
-        return await self._refresh_from(await anyio.to_thread.run_sync(self.store.directory_stamp), progress)
+            await self._index.drop_all()
+        return await self._refresh_from(await anyio.to_thread.run_sync(self._store.directory_stamp), progress)
 
     async def _refresh_from(self, stamp: str, progress: ProgressCallback | None = None) -> RefreshReport:
         """Refresh every file and record `stamp`, read BEFORE the refresh: a change made during
         it then still differs from the record and is taken in next time."""
-        report = await self.index.refresh(progress=progress)
-        await self.index.set_meta({DIR_STAMP_KEY: stamp, FULL_SCAN_KEY: repr(time.time())})
+        report = await self._index.refresh(progress=progress)
+        await self._index.set_meta({DIR_STAMP_KEY: stamp, FULL_SCAN_KEY: repr(time.time())})
         return report
 
-    # -- vectors (semantic recall) --------------------------------------------------------
+    async def state(self) -> MemoryStatus:
+        """What `anamnesis status` and MCP `memory_status` report: counts, git, hub, sync, recall."""
+        from anamnesis.sync.fleet import SyncState, fleet_status, state_path
 
-    async def load_model(self) -> str | None:
-        """Load the embedding model (once); None when ready, else why search stays lexical."""
-        if self.semantic is None:
-            return "semantic search is turned off in config.json (search.semantic)"
-        if not self.semantic.ready and self.semantic.problem is None:
-            await self.semantic.load()
-        return self.semantic.problem
-
-    async def embed_pending(self, progress: EmbedProgress | None = None, *, static: bool = True) -> int:
-        """Give every note without a vector one (0 when the model is off or unavailable, or
-        another process of this home is embedding right now: it will do them); with `static`,
-        the hooks' static vectors too (distilling the static table first if there is none)."""
-        if await self.load_model() is not None or self.semantic is None or self.semantic.embedder is None:
-            return 0
-        lock_path = self.config.layout.state_dir / "embedding.lock"
-        fd = await anyio.to_thread.run_sync(try_file_lock, lock_path)
-        if fd is None:
-            return 0
-        try:
-            return await embed_pending(self.index, self.semantic.embedder, progress, static=static)
-        finally:
-            release_file_lock(fd)
-
-    async def keep_vectors_fresh(self, start: anyio.Event | None = None) -> None:
-        """Run for the life of a long-lived process: load the model once `start` is set, then
-        embed what lacks a vector, after each write here and every VECTOR_POLL_INTERVAL."""
-        if start is not None:
-            await start.wait()
-        if await self.load_model() is not None:
-            return
-        while True:
-            self._written = anyio.Event()
-            try:
-                await self.embed_pending()
-            except AnamnesisError as exc:  # a busy index: the next round retries
-                logger.info("embedding deferred: %s", exc)
-            with anyio.move_on_after(VECTOR_POLL_INTERVAL):
-                await self._written.wait()
-
-    async def lend_model(self) -> None:
-        """Run for the life of the service: load the model and lend it to this home's other
-        processes (`model_lending`), so each Claude Code session need not load its own."""
-        from anamnesis.model_lending import lend, socket_path
-
-        path = socket_path(self.config.layout)
-        if path is None or await self.load_model() is not None or self.semantic is None:
-            return
-        assert self.semantic.embedder is not None
-        await lend(self.semantic.embedder, path)
-
-    async def borrow_model(self) -> bool:
-        """Use the model the service lends, if one answers; then this process loads none."""
-        from anamnesis.model_lending import borrowed_vector, socket_path
-
-        path = socket_path(self.config.layout)
-        if self.semantic is None or path is None or not await anyio.Path(path).exists():
-            return False
-        if await borrowed_vector(path, "ping") is None:
-            return False
-        self.semantic.lender = path
-        return True
-
-    async def recall_status(self) -> dict[str, Any]:
-        """What `status`, `doctor` and the dashboard say about semantic search."""
-        embedded, total = await self.index.embedding_counts()
-        problem: str | None
-        if self.semantic is None:
-            state, problem = "off", "turned off in config.json (search.semantic = false)"
-        else:
-            problem = self.semantic.problem
-            if problem is None and not self.semantic.ready:
-                problem = await anyio.to_thread.run_sync(model_problem)
-            state = "unavailable" if problem else "ready" if self.semantic.ready else "available"
-        lent = self.semantic is not None and self.semantic.lender is not None
-        return {"state": state, "problem": problem, "embedded": embedded, "notes": total, "lent": lent}
+        await self.ensure_fresh()
+        counts = await self._index.counts()
+        dirty = await self._git.status_paths() if await self._git.is_repo() else []
+        git = GitState(await self._git.head(), await self._git.branch(), len(dirty))
+        record = await anyio.to_thread.run_sync(SyncState.load, state_path(self.config.layout))
+        fleet = await fleet_status(self.config)
+        sync = SyncStatus(
+            last_ok=record.last_ok,
+            last_attempt=record.last_attempt,
+            last_error=record.last_error if record.consecutive_failures else None,
+            withheld=tuple(record.withheld_paths),
+            last_pushed=fleet.last_pushed,
+            last_heard=fleet.last_heard,
+        )
+        machines = tuple(FleetMachine(m.machine, m.synced_at, m.pushed_at, m.heard_at) for m in fleet.machines)
+        return MemoryStatus.of(self.config, counts, git, await self.recall_status(), sync, machines)
 
     async def status(self) -> dict[str, Any]:
-        await self.ensure_fresh()
-        counts = await self.index.counts()
-        dirty = await self.git.status_paths() if await self.git.is_repo() else []
-        return {
-            "home": str(self.config.home),
-            "machine_id": self.config.machine_id,
-            "index": str(self.config.layout.index_path),
-            **counts,
-            "git": {
-                "head": await self.git.head(),
-                "branch": await self.git.branch(),
-                "uncommitted": len(dirty),
-            },
-            "hub": self.config.remote,
-            "semantic": await self.recall_status(),
-        }
-
-
-def semantic_enabled(config: Config) -> bool:
-    """config.json `search.semantic` (default true): false keeps search lexical, loads no model."""
-    block = config.raw.get("search")
-    return not (isinstance(block, dict) and block.get("semantic") is False)
-
-
-def model_problem() -> str | None:
-    """Why the embedding model could not load here (file missing, wrong hash, no runtime), or
-    None; checks without loading it (a short-lived process must not pay 0.3 s for `status`)."""
-    import importlib.util
-
-    from anamnesis.embedding import model_file, verify
-    from anamnesis.errors import ModelUnavailableError
-
-    try:
-        verify(model_file())
-    except ModelUnavailableError as exc:
-        return str(exc)
-    for module in ("onnxruntime", "tokenizers", "numpy"):
-        if importlib.util.find_spec(module) is None:
-            return f"the embedding runtime is not installed: no module named {module!r}"
-    return None
+        """`state()` as the JSON shape `anamnesis status --json` and MCP `memory_status` give."""
+        return (await self.state()).as_json()
 
 
 @asynccontextmanager

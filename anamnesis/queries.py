@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 from anamnesis.errors import QueryError
@@ -79,6 +80,23 @@ def run_sync(connection: sqlite3.Connection, plan: Plan[T]) -> T:
     except StopIteration as stop:
         result: T = stop.value
         return result
+
+
+def answer_in_step(path: Path, timeout: float, stamp: Callable[[], str], plan: Plan[T]) -> T | None:
+    """`plan`'s answer on a plain read-only `sqlite3` connection to the index at `path`, or None
+    when that index is of another schema or not in step with `stamp()` (the note directories'
+    stamp now, `NoteStore.directory_stamp`): then the caller takes the long way. For the hooks,
+    which must not pay for an event loop; `sqlite3.Error` propagates."""
+    connection = sqlite3.connect(path, timeout=timeout, isolation_level=None)
+    try:
+        connection.execute("PRAGMA query_only = ON")
+        if connection.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+            return None
+        if run_sync(connection, meta_plan(DIR_STAMP_KEY)) != stamp():
+            return None
+        return run_sync(connection, plan)
+    finally:
+        connection.close()
 
 
 # -- plans ------------------------------------------------------------------------------------

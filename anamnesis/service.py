@@ -66,7 +66,7 @@ async def _watch_notes(
     while True:
         # The stamp is taken before the refresh, so a change during the refresh is seen next time;
         # `reindex` records it in the index, so the hooks see the index in step and stay fast.
-        now_stamp = await anyio.to_thread.run_sync(memory.store.directory_stamp)
+        now_stamp = await memory.directory_stamp()
         full_due = anyio.current_time() - last_full >= FULL_REFRESH_INTERVAL
         if now_stamp != stamp or full_due:
             try:

@@ -44,7 +44,7 @@ def sync_plan(config: Config, options: ServiceOptions) -> tuple[SyncFunction | N
     """The sync function the loop runs (or None: no loop) and a sentence saying what it does."""
     if not options.sync:
         return None, "off (started with --no-sync)"
-    from anamnesis.sync import run_sync
+    from anamnesis.sync.wiring import run_sync
 
     return run_sync, _sync_note(configured_hub(config), options.sync_interval)
 
@@ -123,7 +123,7 @@ async def sync_as_things_happen(
         running += 1
         wakeup.clear()
         try:
-            return await run_sync(config, open_link=connections.link, **kwargs)
+            return await run_sync(config, transport=connections, **kwargs)
         finally:
             running -= 1
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import stat as stat_module
 from collections.abc import Callable, Iterator, Sequence
@@ -260,6 +261,11 @@ class NoteStore:
                         mode = os.lstat(full).st_mode
                         if not (stat_module.S_ISREG(mode) or stat_module.S_ISDIR(mode)):
                             yield self.rel(Path(full))
+
+
+def file_digest(data: bytes) -> str:
+    """The digest of a note file's bytes: what the index keeps per note and an edit names as its base."""
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
 def _is_real_dir(path: Path) -> bool:

@@ -39,6 +39,11 @@ TARGET_P50 = 0.100
 HOST = "127.0.0.1:8765"
 
 
+async def rev_parse(memory: Memory, rev: str) -> str:
+    argv = ["git", "-C", str(memory.config.layout.memory_dir), "rev-parse", rev]
+    return (await anyio.run_process(argv)).stdout.decode().strip()
+
+
 async def prepare(memory: Memory) -> dict[str, str]:
     """Commit the store, then give every page something to show; ids the pages are asked about."""
     started = time.perf_counter()
@@ -57,9 +62,9 @@ async def prepare(memory: Memory) -> dict[str, str]:
         extra={"conflict_of": other.id},
     )
     await memory.save(copy)
-    head = (await memory.git.output("rev-parse", "HEAD")).strip()
-    older = (await memory.git.output("rev-parse", "HEAD~3")).strip()
-    fleet = memory.git.path / ".fleet"
+    head = await memory.head()
+    older = await rev_parse(memory, "HEAD~3")
+    fleet = memory.config.layout.memory_dir / ".fleet"
     fleet.mkdir(exist_ok=True)
     for name, sha, written in (("desktop", head, 9000), ("laptop", older, 800), ("workstation", "f" * 40, 200)):
         (fleet / f"{name}.json").write_text(
@@ -73,7 +78,7 @@ async def prepare(memory: Memory) -> dict[str, str]:
                 }
             )
         )
-    (memory.git.path / "semantic" / "broken.md").write_text("no front-matter\n")
+    (memory.config.layout.memory_dir / "semantic" / "broken.md").write_text("no front-matter\n")
     await memory.reindex()
     print(f"  prepared in {time.perf_counter() - started:.1f} s (one commit of every note, edits, fleet, conflict)")
     return {"note": note.id, "copy": copy.id, "head": head}

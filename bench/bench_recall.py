@@ -33,7 +33,7 @@ from generate import ensure_store, make_queries  # noqa: E402
 from anamnesis.config import load_config  # noqa: E402
 from anamnesis.memory import open_memory  # noqa: E402
 from anamnesis.queries import run_sync, search_plan  # noqa: E402
-from anamnesis.search import SearchFilters, search  # noqa: E402
+from anamnesis.search import SearchFilters  # noqa: E402
 from anamnesis.static_recall import static_search_plan  # noqa: E402
 
 SEARCH_P50_TARGET = 0.015
@@ -89,7 +89,7 @@ async def main(n: int, count: int) -> int:
                     await memory.search(text, filters, 8)
                     hybrid.append(time.perf_counter() - t)
                     t = time.perf_counter()
-                    await search(memory.index, text, filters, 8)
+                    await memory.run(search_plan(text, filters, 8))
                     lexical.append(time.perf_counter() - t)
             table.add(f"hybrid search p50, {label}", p50(hybrid), p50(lexical), SEARCH_P50_TARGET)
             table.add(f"hybrid search p95, {label}", p95(hybrid), p95(lexical), None)

@@ -12,7 +12,7 @@ every word is still indexed exactly once.
 
 - ours: `anamnesis.search.search(index, claim, limit=100, max_limit=100)`;
 - floor: plain FTS5 on the same database: the claim's \\w+ tokens each double-quoted, joined with
-  OR, `ORDER BY bm25(notes_fts)` (equal column weights), LIMIT 100, via `execute_fetchall`;
+  OR, `ORDER BY bm25(notes_fts)` (equal column weights), LIMIT 100, on a plain aiosqlite connection;
 - variants: our query pipeline re-played in SQL with one knob changed at a time (stopwords,
   strict-first pass, title/body/tags weights), to show what each costs or gains.
 
@@ -37,6 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(Path(__file__).resolve().parent)]
 
+import aiosqlite  # noqa: E402
 import anyio  # noqa: E402
 from common import machine_line  # noqa: E402
 
@@ -173,8 +174,8 @@ async def run_ours(index: SearchIndex, queries: dict[str, str]) -> tuple[dict[st
 class Replay:
     """`search()`'s pipeline in raw SQL with its knobs exposed (for the variant grid)."""
 
-    def __init__(self, index: SearchIndex, pk_to_id: dict[int, str]) -> None:
-        self.index = index
+    def __init__(self, db: aiosqlite.Connection, pk_to_id: dict[int, str]) -> None:
+        self.db = db
         self.pk_to_id = pk_to_id
 
     async def match(self, expression: str, weights: tuple[float, float, float], limit: int) -> list[str]:
@@ -182,7 +183,7 @@ class Replay:
             "SELECT rowid FROM notes_fts WHERE notes_fts MATCH ? "
             f"ORDER BY bm25(notes_fts, {weights[0]}, {weights[1]}, {weights[2]}) LIMIT ?"
         )
-        rows = await self.index.execute_fetchall(sql, (expression, limit))
+        rows = await self.db.execute_fetchall(sql, (expression, limit))
         return [self.pk_to_id[row[0]] for row in rows]
 
     async def run(
@@ -212,7 +213,7 @@ async def run_floor(replay: Replay, queries: dict[str, str]) -> dict[str, list[s
         if not tokens:
             runs[qid] = []
             continue
-        rows = await replay.index.execute_fetchall(sql, (" OR ".join(quote(t) for t in tokens),))
+        rows = await replay.db.execute_fetchall(sql, (" OR ".join(quote(t) for t in tokens),))
         runs[qid] = [replay.pk_to_id[row[0]] for row in rows]
     return runs
 
@@ -235,6 +236,7 @@ async def main(data: Path, variants: bool, rebuild: bool) -> int:
     print(f"  {len(queries)} test queries, {sum(len(j) for j in qrels.values())} judgments")
 
     index = await SearchIndex.open(layout.index_path, NoteStore(layout))
+    raw = await aiosqlite.connect(layout.index_path)
     try:
         started = time.perf_counter()
         report = await index.refresh()
@@ -242,8 +244,8 @@ async def main(data: Path, variants: bool, rebuild: bool) -> int:
             print(f"  indexed {report.added} notes in {time.perf_counter() - started:.1f} s")
         if report.problems:
             print(f"  !! {len(report.problems)} notes not indexed, e.g. {report.problems[0]}")
-        pk_to_id = {row[0]: row[1] for row in await index.execute_fetchall("SELECT pk, id FROM notes")}
-        replay = Replay(index, pk_to_id)
+        pk_to_id = {row[0]: row[1] for row in await raw.execute_fetchall("SELECT pk, id FROM notes")}
+        replay = Replay(raw, pk_to_id)
 
         started = time.perf_counter()
         ours_runs, kinds = await run_ours(index, queries)
@@ -295,6 +297,7 @@ async def main(data: Path, variants: bool, rebuild: bool) -> int:
             for score, name in sorted(results, key=lambda r: -r[0].ndcg10):
                 print(line(name, score, floor))
     finally:
+        await raw.close()
         await index.aclose()
     return 0 if ours.ndcg10 >= TARGET_NDCG else 1
 

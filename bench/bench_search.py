@@ -7,7 +7,7 @@ In process: ~200 queries of 1-4 words drawn from the corpus vocabulary (bench/ge
 `anamnesis.search.search(index, text, filters, limit=8)` without filters and with a project filter
 (the project and global, as the MCP server asks); the floor is one raw FTS5 query per query text,
 `SELECT rowid FROM notes_fts WHERE notes_fts MATCH ? ORDER BY rank LIMIT 8`, with the strict
-(AND) expression `search` starts with, through `SearchIndex.execute_fetchall` on the same db.
+(AND) expression `search` starts with, through a plain aiosqlite connection to the same db.
 
 As a command: `anamnesis search QUERY` as a subprocess (ANAMNESIS_HOME = the store), floor
 `python -c "import sqlite3"`. Also a stand-in that needs no CLI: a `python -c` that opens the
@@ -28,6 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(Path(__file__).resolve().parent)]
 
+import aiosqlite  # noqa: E402
 import anyio  # noqa: E402
 from common import Table, fmt_seconds, machine_line, p50, p95  # noqa: E402
 from generate import ensure_store, make_queries  # noqa: E402
@@ -130,6 +131,7 @@ async def main(n: int, count: int, repeat: int, cli_runs: int) -> int:
     layout = Layout(home)
     print(f"bench_search · {n} notes at {home}\n{machine_line()}")
     index = await SearchIndex.open(layout.index_path, NoteStore(layout))
+    floor_db = await aiosqlite.connect(layout.index_path)
     try:
         start = time.perf_counter()
         report = await index.refresh()
@@ -144,7 +146,7 @@ async def main(n: int, count: int, repeat: int, cli_runs: int) -> int:
         for (text, project), expr in zip(queries, strict, strict=True):
             await search(index, text, plain, limit=8)
             await search(index, text, SearchFilters(projects=(project, "global")), limit=8)
-            await index.execute_fetchall(FLOOR_SQL, (expr,))
+            await floor_db.execute_fetchall(FLOOR_SQL, (expr,))
 
         ours, ours_proj, floor, floor_or = [], [], [], []
         hits_total = relaxed_used = 0
@@ -155,9 +157,9 @@ async def main(n: int, count: int, repeat: int, cli_runs: int) -> int:
                 t1 = time.perf_counter()
                 await search(index, text, SearchFilters(projects=(project, "global")), limit=8)
                 t2 = time.perf_counter()
-                await index.execute_fetchall(FLOOR_SQL, (expr,))
+                await floor_db.execute_fetchall(FLOOR_SQL, (expr,))
                 t3 = time.perf_counter()
-                await index.execute_fetchall(FLOOR_SQL, (expr_or,))
+                await floor_db.execute_fetchall(FLOOR_SQL, (expr_or,))
                 t4 = time.perf_counter()
                 ours.append(t1 - t0)
                 ours_proj.append(t2 - t1)
@@ -171,6 +173,7 @@ async def main(n: int, count: int, repeat: int, cli_runs: int) -> int:
             f"{relaxed_used / samples:.0%} needed the relaxed pass"
         )
     finally:
+        await floor_db.close()
         await index.aclose()
 
     table = Table(f"search, {n} notes, {count} queries × {repeat}")

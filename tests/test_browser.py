@@ -138,10 +138,13 @@ async def seed(memory: Memory) -> dict[str, Note]:
         extra={"conflict_of": original.id},
     )
     await memory.save(copy)
-    fleet = memory.git.path / ".fleet"
+    fleet = memory.config.layout.memory_dir / ".fleet"
     fleet.mkdir()
     head = subprocess.run(
-        ["git", "-C", str(memory.git.path), "rev-parse", "HEAD~2"], capture_output=True, text=True, check=True
+        ["git", "-C", str(memory.config.layout.memory_dir), "rev-parse", "HEAD~2"],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
     (fleet / "laptop.json").write_text(
         json.dumps(
@@ -155,7 +158,7 @@ async def seed(memory: Memory) -> dict[str, Note]:
         )
     )
     (fleet / "pi.json").write_text(json.dumps({"machine": "pi"}))
-    (memory.git.path / "semantic" / "broken.md").write_text("title: no front-matter\n")
+    (memory.config.layout.memory_dir / "semantic" / "broken.md").write_text("title: no front-matter\n")
     # A reflection proposal waiting for review, cited from the session note.
     await ProposalStore.of(memory.config.layout).save(
         [
@@ -246,12 +249,12 @@ async def test_a_person_browses_searches_and_edits_in_a_real_browser(
             assert "roll back with" in await page.locator(".markdown").inner_text()
 
             # The edit is on disk and in git, as this machine.
-            path = memory.store.path_for(notes["migrations"].id, "procedural", "portable")
+            path = memory.note_file(notes["migrations"].with_changes(type="procedural"))
             on_disk = path.read_text()
             assert "Added in the browser: roll back with `alembic downgrade -1`." in on_disk
             assert "tags: [deploy, database, rollback]" in on_disk
             log = subprocess.run(
-                ["git", "-C", str(memory.git.path), "log", "-1", "--format=%an|%s", "--", str(path)],
+                ["git", "-C", str(memory.config.layout.memory_dir), "log", "-1", "--format=%an|%s", "--", str(path)],
                 capture_output=True,
                 text=True,
                 check=True,
@@ -274,7 +277,7 @@ async def test_a_person_browses_searches_and_edits_in_a_real_browser(
 
             # A stale edit: the file changes on disk while the form is open. Nothing is overwritten.
             await page.goto(served + f"/notes/{notes['prefs'].id}/edit")
-            prefs_path = memory.store.path_for(notes["prefs"].id, "procedural", "portable")
+            prefs_path = memory.note_file(notes["prefs"].with_changes(type="procedural"))
             theirs = notes["prefs"].with_changes(body="Configs over scripts, said the laptop.", machine_id="laptop")
             prefs_path.write_text(render_note(theirs))
             await page.fill("textarea[name=body]", "My stale edit.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import anyio
 import pytest
 
 from anamnesis.capture.redact import find_secrets
@@ -57,7 +58,9 @@ def episodic_files(memory: Memory) -> list[Path]:
 
 
 async def git_log(memory: Memory) -> str:
-    result = await memory.git.run("log", "-p", "--format=%H %s", check=False)
+    result = await anyio.run_process(
+        ["git", "-C", str(memory.config.layout.memory_dir), "log", "-p", "--format=%H %s"], check=False
+    )
     return result.stdout.decode()
 
 
@@ -131,10 +134,10 @@ async def test_repeated_capture_updates_the_same_note_in_place(memory: Memory, t
 async def test_a_capture_with_nothing_new_writes_and_commits_nothing(memory: Memory, tmp_path: Path) -> None:
     path = write_transcript(tmp_path / "t.jsonl", basic_session())
     note = await capture(memory, path)
-    head = await memory.git.head()
+    head = await memory.head()
     again = await capture(memory, path)
     assert again == note
-    assert await memory.git.head() == head
+    assert await memory.head() == head
 
 
 async def test_the_note_id_survives_a_lost_cursor(memory: Memory, tmp_path: Path) -> None:

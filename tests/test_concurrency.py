@@ -58,7 +58,7 @@ async def main(home: str, expected: int, max_rounds: int) -> None:
             rounds += 1
             await memory.search("shared payload note", limit=20)
             await memory.list(limit=20)
-            total = (await memory.index.counts())["total"]
+            total = (await memory.counts())["total"]
             drops += total < most
             most = max(most, total)
         print("rounds", rounds, "drops", drops, flush=True)

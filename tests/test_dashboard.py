@@ -94,11 +94,13 @@ async def write(memory: Memory, title: str, body: str = "A body.", **fields: Any
 
 
 def git(memory: Memory, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(memory.git.path), *args], capture_output=True, text=True, check=True).stdout
+    return subprocess.run(
+        ["git", "-C", str(memory.config.layout.memory_dir), *args], capture_output=True, text=True, check=True
+    ).stdout
 
 
 def note_file(memory: Memory, note: Note) -> Path:
-    return memory.store.path_for(note.id, note.type, note.scope)
+    return memory.note_file(note)
 
 
 def location(response: Response) -> str:
@@ -230,7 +232,7 @@ async def test_an_edit_writes_the_file_commits_it_and_the_search_finds_it(browse
     )
     assert response.status_code == 303
     assert location(response) == f"/notes/{note.id}"
-    moved = memory.store.path_for(note.id, "procedural", "portable")
+    moved = memory.note_file(note.with_changes(type="procedural"))
     assert not note_file(memory, note).exists()
     saved = moved.read_text()
     assert "title: Release steps (revised)" in saved
@@ -273,7 +275,7 @@ async def test_an_edit_that_makes_a_note_machine_local_moves_it_out_of_git(brows
     base = (await browser.json(f"/notes/{note.id}/edit"))["base"]
     fields = {"base": base, "title": "Laptop path", "body": "/home/me/src", "scope": "machine-local"}
     assert (await browser.post(f"/notes/{note.id}/edit", fields)).status_code == 303
-    local = memory.store.path_for(note.id, "semantic", "machine-local")
+    local = memory.note_file(note.with_changes(scope="machine-local"))
     assert local.is_file()
     assert not note_file(memory, note).exists()
     assert git(memory, "status", "--porcelain") == ""  # the removal from memory/ is committed
@@ -403,7 +405,7 @@ async def test_a_machine_local_note_has_no_history_and_says_why(browser: Browser
 
 
 def publish(memory: Memory, name: str, data: Any) -> None:
-    fleet = memory.git.path / ".fleet"
+    fleet = memory.config.layout.memory_dir / ".fleet"
     fleet.mkdir(exist_ok=True)
     (fleet / name).write_text(data if isinstance(data, str) else json.dumps(data))
 
@@ -557,7 +559,7 @@ async def test_health_lists_unparseable_files_with_the_reason_and_the_index_stat
     browser: Browser, memory: Memory
 ) -> None:
     await write(memory, "Fine note")
-    broken = memory.git.path / "semantic" / "broken.md"
+    broken = memory.config.layout.memory_dir / "semantic" / "broken.md"
     broken.write_text("no front-matter here\n")
     html = await browser.html("/health")
     assert "memory/semantic/broken.md" in html

@@ -77,7 +77,7 @@ async def test_script_and_event_handler_payloads_never_run_on_any_page(browser: 
     )
     _original, copy = await make_conflict(memory, f"Conflict {PAYLOADS[2]}")
     publish(memory, "evil.json", {"machine": PAYLOADS[1], "head": PAYLOADS[0], "synced_at": PAYLOADS[3]})
-    (memory.git.path / "semantic" / "broken.md").write_text(f"---\ntitle: {PAYLOADS[0]}\n")
+    (memory.config.layout.memory_dir / "semantic" / "broken.md").write_text(f"---\ntitle: {PAYLOADS[0]}\n")
     sha = git(memory, "rev-parse", "HEAD").strip()
     for path in (
         "/",

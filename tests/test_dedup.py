@@ -83,7 +83,9 @@ async def put(
 
 
 def git(memory: Memory, *args: str) -> str:
-    result = subprocess.run(["git", *args], cwd=memory.git.path, capture_output=True, text=True, check=True, timeout=30)
+    result = subprocess.run(
+        ["git", *args], cwd=memory.config.layout.memory_dir, capture_output=True, text=True, check=True, timeout=30
+    )
     return result.stdout.strip()
 
 

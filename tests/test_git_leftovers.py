@@ -16,7 +16,7 @@ pytestmark = pytest.mark.anyio
 
 
 def leave_lock(memory: Memory, age_seconds: float) -> Path:
-    lock = memory.git.git_dir / "index.lock"
+    lock = (memory.config.layout.memory_dir / ".git") / "index.lock"
     lock.write_bytes(b"")
     then = time.time() - age_seconds
     os.utime(lock, (then, then))
@@ -25,7 +25,7 @@ def leave_lock(memory: Memory, age_seconds: float) -> Path:
 
 def committed_files(memory: Memory) -> str:
     return subprocess.run(
-        ["git", "-C", str(memory.git.path), "ls-files"], capture_output=True, text=True, check=True
+        ["git", "-C", str(memory.config.layout.memory_dir), "ls-files"], capture_output=True, text=True, check=True
     ).stdout
 
 
@@ -42,7 +42,7 @@ async def test_a_fresh_lock_is_left_to_its_owner_and_the_note_stays_on_disk(memo
     with pytest.raises(GitError, match=r"index\.lock"):
         await memory.write(NoteDraft(type="semantic", title="Waits for the user's git", body="On disk."))
     assert lock.exists()
-    written = list((memory.git.path / "semantic").glob("*.md"))
+    written = list((memory.config.layout.memory_dir / "semantic").glob("*.md"))
     assert len(written) == 1
     lock.unlink()
     assert await memory.commit_pending() is not None

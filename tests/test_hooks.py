@@ -160,7 +160,7 @@ async def test_session_start_answers_from_the_index_while_another_process_holds_
     memory: Memory, tmp_path: Path
 ) -> None:
     note = await write(memory, "Lint with ruff", "ruff check . before commit")
-    (memory.store.roots["portable"] / "procedural" / "01JD3W6Q2M8Z4T9K7B5X0R1C2V.md").write_text(
+    (memory.config.layout.memory_dir / "procedural" / "01JD3W6Q2M8Z4T9K7B5X0R1C2V.md").write_text(
         "---\nid: 01JD3W6Q2M8Z4T9K7B5X0R1C2V\ntype: procedural\ntitle: Hand edit\n---\nbody\n"
     )  # something to refresh, so the hook needs the write lock
     blocker = sqlite3.connect(memory.config.layout.index_path, timeout=1)

@@ -323,14 +323,14 @@ async def test_a_note_without_secrets_is_written_as_given_and_says_nothing_of_th
 async def test_a_write_the_store_cannot_hold_is_refused_before_any_file_is_written(
     client: Client, memory: Memory, fields: dict[str, Any]
 ) -> None:
-    head = await memory.git.head()
+    head = await memory.head()
     arguments = {"type": "semantic", "title": "Deploy", "body": "Deploys on Fridays."} | fields
 
     result = await call(client, "memory_write", **arguments)
 
     assert result.is_error is True
-    assert list(memory.store.scan()) == []
-    assert await memory.git.head() == head
+    assert sorted(memory.config.home.glob("*/*/*.md")) == []
+    assert await memory.head() == head
 
 
 # -- correcting a memory -------------------------------------------------------------------

@@ -26,12 +26,14 @@ PROJECT = "github.com/acme/quotes-api"
 
 
 def git(memory: Memory, *args: str) -> str:
-    result = subprocess.run(["git", *args], cwd=memory.git.path, capture_output=True, text=True, check=True, timeout=30)
+    result = subprocess.run(
+        ["git", *args], cwd=memory.config.layout.memory_dir, capture_output=True, text=True, check=True, timeout=30
+    )
     return result.stdout.strip()
 
 
 def note_path(memory: Memory, note: Note) -> Path:
-    return memory.store.path_for(note.id, note.type, note.scope)
+    return memory.note_file(note)
 
 
 def by_hand(memory: Memory, note: Note) -> Path:
@@ -126,14 +128,14 @@ async def test_getting_an_unknown_or_unsafe_id_says_not_found(memory: Memory, no
     ],
 )
 async def test_invalid_write_is_refused_and_leaves_no_trace(memory: Memory, draft: NoteDraft, field: str) -> None:
-    head = await memory.git.head()
+    head = await memory.head()
 
     with pytest.raises(NoteValidationError) as caught:
         await memory.write(draft)
 
     assert caught.value.field == field
-    assert list(memory.store.scan()) == []
-    assert await memory.git.head() == head
+    assert sorted(memory.config.home.glob("*/*/*.md")) == []
+    assert await memory.head() == head
 
 
 async def test_a_note_cannot_supersede_itself(memory: Memory) -> None:
@@ -431,7 +433,10 @@ async def test_note_edited_in_place_by_hand_is_found_once_the_periodic_walk_is_d
     # An edit in place changes no directory, so only the walk over every file (due every
     # FULL_SCAN_INTERVAL seconds, across processes) sees it: mark the last walk as long ago
     # rather than wait for it.
-    await memory.index.set_meta({"full_scan_at": "0"})
+    db = sqlite3.connect(memory.config.layout.index_path)
+    db.execute("UPDATE meta SET value = '0' WHERE key = 'full_scan_at'")
+    db.commit()
+    db.close()
 
     assert await found(memory, "yak") == [note.id]
     assert await found(memory, "cat") == []
@@ -508,8 +513,10 @@ async def test_index_from_0_1_3_is_dropped_and_rebuilt_from_the_notes(config: Co
 
     async with open_memory(config) as memory:
         assert await found(memory, "axolotl") == [note.id]
-        tables = {row[0] for row in await memory.index.execute_fetchall("SELECT name FROM sqlite_master")}
-        version = (await memory.index.execute_fetchall("PRAGMA user_version"))[0][0]
+    db = sqlite3.connect(config.layout.index_path)
+    tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    db.close()
 
     assert "memories" not in tables
     assert version == SCHEMA_VERSION
@@ -528,17 +535,20 @@ async def test_every_write_is_committed_with_the_machine_as_author(memory: Memor
     authors = git(memory, "log", "--format=%an").splitlines()
     assert authors == ["desktop"] * 6  # four writes, one delete, and `init` before them
     assert git(memory, "status", "--porcelain") == ""
-    on_disk = sorted(p.relative_to(memory.git.path).as_posix() for p in memory.git.path.glob("*/*.md"))
+    on_disk = sorted(
+        p.relative_to(memory.config.layout.memory_dir).as_posix()
+        for p in memory.config.layout.memory_dir.glob("*/*.md")
+    )
     assert sorted(git(memory, "ls-files", "--", "*/*.md").splitlines()) == on_disk
 
 
 async def test_machine_local_notes_are_never_committed(memory: Memory) -> None:
-    head = await memory.git.head()
+    head = await memory.head()
 
     note = await memory.write(NoteDraft(type="semantic", title="Local", body="b", scope="machine-local"))
 
-    assert await memory.git.head() == head
-    assert not note_path(memory, note).is_relative_to(memory.git.path)
+    assert await memory.head() == head
+    assert not note_path(memory, note).is_relative_to(memory.config.layout.memory_dir)
     assert await memory.history(note.id) == []
 
 

@@ -225,7 +225,7 @@ async def write(config: Config, args: argparse.Namespace, io: IO) -> int:
     )
     async with open_memory(config) as memory:
         note = await memory.write(draft)
-        path = memory.store.rel(memory.store.path_for(note.id, note.type, note.scope))
+        path = memory.note_path(note)
     if args.json:
         print_json(io.out, note_json(note, path, []))
     else:
@@ -236,12 +236,12 @@ async def write(config: Config, args: argparse.Namespace, io: IO) -> int:
 async def get(config: Config, args: argparse.Namespace, io: IO) -> int:
     async with open_memory(config) as memory:
         note = await memory.get(args.id)
-        path = memory.store.path_for(note.id, note.type, note.scope)
+        path = memory.note_file(note)
+        rel = memory.note_path(note)
         superseded_by = await memory.superseded_by(note.id)
         if args.raw:
             unfiltered(io.out).write(await anyio.to_thread.run_sync(path.read_text))
             return 0
-    rel = memory.store.rel(path)
     if args.json:
         print_json(io.out, note_json(note, rel, superseded_by))
     else:
@@ -346,51 +346,35 @@ def _mib(size: int) -> str:
 
 
 async def status(config: Config, args: argparse.Namespace, io: IO) -> int:
-    from anamnesis.sync.fleet import SyncState, fleet_status, state_path
-
     async with open_memory(config) as memory:
-        info = await memory.status()
-    state = await anyio.to_thread.run_sync(SyncState.load, state_path(config.layout))
-    fleet = await fleet_status(config)
-    info["sync"] = {
-        "last_ok": state.last_ok,
-        "last_attempt": state.last_attempt,
-        "last_error": state.last_error if state.consecutive_failures else None,
-        "withheld": [*state.withheld_paths],
-        "last_pushed": fleet.last_pushed,
-        "last_heard": fleet.last_heard,
-    }
-    info["fleet"] = [
-        {"machine": m.machine, "synced_at": m.synced_at, "pushed_at": m.pushed_at, "heard_at": m.heard_at}
-        for m in fleet.machines
-    ]
+        state = await memory.state()
     if args.json:
-        print_json(io.out, info)
+        print_json(io.out, state.as_json())
         return 0
     out = io.out
-    out.write(f"home      {info['home']} (machine {info['machine_id']})\n")
-    out.write(f"notes     {info['total']} ({info['superseded']} superseded)\n")
-    out.write("by type   " + ", ".join(f"{k} {v}" for k, v in info["by_type"].items()) + "\n")
-    out.write("by scope  " + ", ".join(f"{k} {v}" for k, v in info["by_scope"].items()) + "\n")
-    projects = info["by_project"]
+    out.write(f"home      {state.home} (machine {state.machine_id})\n")
+    out.write(f"notes     {state.total} ({state.superseded} superseded)\n")
+    out.write("by type   " + ", ".join(f"{k} {v}" for k, v in state.by_type.items()) + "\n")
+    out.write("by scope  " + ", ".join(f"{k} {v}" for k, v in state.by_scope.items()) + "\n")
+    projects = state.by_project
     shown = ", ".join(f"{k} {v}" for k, v in [*projects.items()][:8])
     out.write(f"projects  {len(projects)}: {shown}{' …' if len(projects) > 8 else ''}\n")
-    git = info["git"]
-    out.write(f"git       {git['branch']} at {(git['head'] or 'no commits')[:10]}, {git['uncommitted']} uncommitted\n")
-    out.write(f"hub       {info['hub'] or 'none (local only)'}\n")
-    if info["hub"]:
-        sync = info["sync"]
-        last = f"last ok {sync['last_ok']}" if sync["last_ok"] else "never synced"
-        failed = f"; the last attempt failed: {sync['last_error']}" if sync["last_error"] else ""
+    git = state.git
+    out.write(f"git       {git.branch} at {(git.head or 'no commits')[:10]}, {git.uncommitted} uncommitted\n")
+    out.write(f"hub       {state.hub or 'none (local only)'}\n")
+    if state.hub:
+        sync = state.sync
+        last = f"last ok {sync.last_ok}" if sync.last_ok else "never synced"
+        failed = f"; the last attempt failed: {sync.last_error}" if sync.last_error else ""
         out.write(f"sync      {last}{failed}\n")
-        for machine in info["fleet"]:
-            pushed, heard = _ago(machine["pushed_at"]), _ago(machine["heard_at"])
-            out.write(f"machine   {machine['machine']}: last pushed {pushed}, last heard from the hub {heard}\n")
-        if sync["withheld"]:
-            out.write(f"withheld  {len(sync['withheld'])} note(s) kept off the hub (secrets): run `anamnesis doctor`\n")
-    out.write(f"semantic  {semantic_line(info['semantic'])}\n")
-    if info["problems"]:
-        out.write(f"problems  {info['problems']} file(s) could not be read: run `anamnesis doctor`\n")
+        for machine in state.fleet:
+            pushed, heard = _ago(machine.pushed_at), _ago(machine.heard_at)
+            out.write(f"machine   {machine.machine}: last pushed {pushed}, last heard from the hub {heard}\n")
+        if sync.withheld:
+            out.write(f"withheld  {len(sync.withheld)} note(s) kept off the hub (secrets): run `anamnesis doctor`\n")
+    out.write(f"semantic  {semantic_line(state.semantic)}\n")
+    if state.problems:
+        out.write(f"problems  {state.problems} file(s) could not be read: run `anamnesis doctor`\n")
     return 0
 
 
@@ -475,7 +459,11 @@ async def eval_run(config: Config, args: argparse.Namespace, io: IO) -> int:
         async with open_memory(config) as memory:
             await memory.ensure_fresh()
             await memory.embed_pending()
-            reports = await _eval_reports(memory.index, cases, unrelated, config, memory.semantic)
+            reports = (
+                await memory.evaluate(cases, semantic=True),
+                await memory.evaluate(cases),
+                await memory.evaluate_gate(cases, unrelated),
+            )
     report, lexical, gate = reports
     if args.json:
         print_json(io.out, {**report.as_json(), "lexical": lexical.as_json(), "prompt_gate": gate.as_json()})
@@ -504,7 +492,7 @@ async def _eval_reports(
     index gets its vectors here (a semantic side that is off or cannot load leaves the two equal)."""
     from anamnesis.evaluation import run_eval, run_gate
     from anamnesis.hybrid import Semantic
-    from anamnesis.memory import semantic_enabled
+    from anamnesis.memory_vectors import semantic_enabled
     from anamnesis.vectorizer import embed_pending
 
     if semantic is None and semantic_enabled(config):

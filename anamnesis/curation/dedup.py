@@ -329,7 +329,7 @@ async def candidates(memory: Memory, project: str | None = None) -> list[DedupNo
     """The notes dedup looks at: not superseded, not conflict copies, optionally one project."""
     await memory.ensure_fresh()
     filters = SearchFilters(projects=(project,) if project else ())
-    rows = await memory.index.recent_with_bodies(filters, -1, SKIPPED_TAGS)  # SQLite: LIMIT -1 is no limit
+    rows = await memory.recent_with_bodies(filters, -1, SKIPPED_TAGS)  # SQLite: LIMIT -1 is no limit
     return [
         DedupNote(
             id=summary.id,
@@ -376,7 +376,7 @@ async def apply_dedup(memory: Memory, plan: DedupPlan) -> DedupResult:
         new = tuple(r.note.id for r in group.retire)
         updated.append(kept.with_changes(supersedes=tuple(dict.fromkeys((*kept.supersedes, *new)))))
     await memory.save_all(updated, commit_message(plan))
-    head = await memory.git.head() if any(n.scope == "portable" for n in updated) else None
+    head = await memory.head() if any(n.scope == "portable" for n in updated) else None
     return DedupResult(plan, head)
 
 

@@ -20,7 +20,7 @@ import anyio.to_thread
 
 from anamnesis.config import Config, Layout
 from anamnesis.errors import AnamnesisError
-from anamnesis.evaluation import EvalCase, default_eval_path, load_eval_set, run_eval
+from anamnesis.evaluation import EvalCase, default_eval_path, load_eval_set
 from anamnesis.home import init_home
 from anamnesis.memory import Memory, open_memory
 
@@ -78,7 +78,7 @@ async def guarded_apply(
         return Guarded(value, path, None, None, force)
     async with open_memory(config) as memory:
         await memory.ensure_fresh()
-        before = (await run_eval(memory.index, cases)).recall[GUARD_K]
+        before = (await memory.evaluate(cases)).recall[GUARD_K]
     after = await _trial(config, change, cases)
     if after < before - TOLERANCE and not force:
         raise CurationRefusedError(before, after, path)
@@ -105,7 +105,7 @@ async def _trial(config: Config, change: Callable[[Memory], Awaitable[object]], 
             await memory.reindex(full=True)
             await change(memory)
             await memory.ensure_fresh()
-            return (await run_eval(memory.index, cases)).recall[GUARD_K]
+            return (await memory.evaluate(cases)).recall[GUARD_K]
 
 
 def _copy_notes(source: Layout, target: Layout) -> None:

@@ -313,22 +313,12 @@ def _plan_store_file(
 async def imported_notes(memory: Memory) -> dict[str, Note]:
     """Notes imported from Claude Code before, by their `import_source`."""
     await memory.ensure_fresh()
-    rows = await memory.index.execute_fetchall("SELECT path FROM notes WHERE prov_source = 'import'")
-    paths = [memory.config.home / str(row[0]) for row in rows]
-
-    def read_all() -> dict[str, Note]:
-        found: dict[str, Note] = {}
-        for path in paths:
-            try:
-                note = memory.store.read(path)
-            except (OSError, NoteFormatError):
-                continue  # gone or broken since the index looked: doctor reports it
-            key = note.extra.get(SOURCE_KEY)
-            if isinstance(key, str):
-                found.setdefault(key, note)
-        return found
-
-    return await anyio.to_thread.run_sync(read_all)
+    found: dict[str, Note] = {}
+    for note in await memory.notes_from("import"):
+        key = note.extra.get(SOURCE_KEY)
+        if isinstance(key, str):
+            found.setdefault(key, note)
+    return found
 
 
 def _refuse_this_home(memory: Memory, stores: Sequence[Path]) -> None:
@@ -361,12 +351,9 @@ async def plan_import(
         plan.items.extend(sorted([*items, *problems], key=lambda i: i.source))
     planned: dict[str, str] = {}
 
-    def present(note_id: str) -> bool:
-        return memory.store.find(note_id) is not None
-
     for store in stores:
         plan.sources.append(str(store))
-        plan.items.extend(await anyio.to_thread.run_sync(plan_store, store, present, progress, planned))
+        plan.items.extend(await anyio.to_thread.run_sync(plan_store, store, memory.note_exists, progress, planned))
     return plan
 
 
@@ -376,7 +363,7 @@ async def apply_import(memory: Memory, plan: ImportPlan, progress: ProgressCallb
     if not notes:
         return ImportResult(plan, None)
     await memory.save_all(notes, commit_message(plan), progress)
-    head = await memory.git.head() if any(n.scope == "portable" for n in notes) else None
+    head = await memory.head() if any(n.scope == "portable" for n in notes) else None
     logger.info("imported %d notes, updated %d", plan.count("add"), plan.count("update"))
     return ImportResult(plan, head)
 

@@ -162,12 +162,12 @@ async def select_batches(
     """
     min_notes = max(1, min_notes)
     await memory.ensure_fresh()
-    projects = [project] if project is not None else sorted((await memory.index.counts())["by_project"])
+    projects = [project] if project is not None else sorted((await memory.counts())["by_project"])
     batches: list[Batch] = []
     waiting: dict[str, int] = {}
     limit = max(min_notes, MAX_SOURCES) + len(exclude)
     for key in projects:
-        rows = await memory.index.recent_with_bodies(
+        rows = await memory.recent_with_bodies(
             SearchFilters(projects=(key,), types=("episodic",), scope="portable"), limit, (REFLECTED_TAG, *HIDDEN_TAGS)
         )
         fresh = [(summary, body) for summary, body, _ in rows if summary.id not in exclude]

@@ -75,7 +75,7 @@ async def notes() -> Response:
     cursor = request.args.get("cursor") or None
     mem = memory()
     listed = await mem.list(search_filters(chosen, with_global=False), limit, cursor)
-    counts = await mem.index.counts()
+    counts = await mem.counts()
     projects = dict(list(counts["by_project"].items())[:TOP_PROJECTS])
     payload: dict[str, Any] = {
         "notes": [summary_json(n) for n in listed.notes],
@@ -109,7 +109,7 @@ async def note(note_id: str) -> Response:
     mem = memory()
     found = await mem.get(note_id)
     superseded_by = await mem.superseded_by(found.id)
-    path = mem.store.rel(mem.store.path_for(found.id, found.type, found.scope))
+    path = mem.note_path(found)
     front_matter, _ = split_front_matter(render_note(found))
     conflict_of = found.extra.get("conflict_of")
     payload = {"note": note_json(found, path, superseded_by)}

@@ -13,9 +13,7 @@ from typing import Any
 from quart import Blueprint, Response, redirect, url_for
 
 from anamnesis.dashboard.editing import (
-    Current,
     form_of,
-    read_current,
     save_edit,
     submitted,
 )
@@ -23,7 +21,7 @@ from anamnesis.dashboard.error_pages import error_response
 from anamnesis.dashboard.responses import json_response, page, wants_json
 from anamnesis.dashboard.state import dashboard, memory
 from anamnesis.errors import NoteNotFoundError, QueryError
-from anamnesis.memory import Memory
+from anamnesis.memory import Memory, NoteVersion
 from anamnesis.notes import Note, utc_now
 from anamnesis.search import MAX_LIMIT, SearchFilters
 from anamnesis.shapes import note_json
@@ -49,23 +47,23 @@ def settled(note: Note, **changes: Any) -> Note:
     )
 
 
-async def _pair(mem: Memory, copy_id: str) -> tuple[Current, Current | None]:
-    copy = await read_current(mem, copy_id)
+async def _pair(mem: Memory, copy_id: str) -> tuple[NoteVersion, NoteVersion | None]:
+    copy = await mem.read_for_edit(copy_id)
     if copy is None or conflict_of(copy.note) is None:
         raise NoteNotFoundError(copy_id)
     original_id = conflict_of(copy.note)
     assert original_id is not None
     try:
-        original = await read_current(mem, original_id)
+        original = await mem.read_for_edit(original_id)
     except NoteNotFoundError:
         original = None
     return copy, original
 
 
-def _side(mem: Memory, current: Current | None) -> dict[str, Any] | None:
+def _side(current: NoteVersion | None) -> dict[str, Any] | None:
     if current is None:
         return None
-    return {**note_json(current.note, mem.store.rel(current.path), []), "base": current.digest}
+    return {**note_json(current.note, current.path, []), "base": current.digest}
 
 
 @bp.get("/conflicts")
@@ -78,9 +76,7 @@ async def conflicts() -> Response:
             copy, original = await _pair(mem, summary.id)
         except NoteNotFoundError:
             continue  # tagged by hand, not a sync's conflict copy
-        pairs.append(
-            {"copy": _side(mem, copy), "original": _side(mem, original), "original_id": conflict_of(copy.note)}
-        )
+        pairs.append({"copy": _side(copy), "original": _side(original), "original_id": conflict_of(copy.note)})
     return await page("conflicts.html", {"conflicts": pairs, "more": listed.next_cursor is not None})
 
 
@@ -128,11 +124,11 @@ async def merge_form(copy_id: str) -> Response:
     if original is None:
         return await error_response(404, "The original of this conflict copy is gone; keep the copy instead.")
     payload = {
-        "note": note_json(original.note, mem.store.rel(original.path), []),
+        "note": note_json(original.note, original.path, []),
         "base": original.digest,
         "form": form_of(settled(original.note)),
         "current": None,
-        "copy": _side(mem, copy),
+        "copy": _side(copy),
     }
     return await page(
         "edit.html",

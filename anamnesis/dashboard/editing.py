@@ -1,70 +1,30 @@
 """Writing pages: a new note, and an edit that never overwrites a version it has not seen.
 
-The edit form carries `base`, a digest of the note's file as it was when the form was made. A
-save first reads the file again: if its digest differs (edited in another tab, by hand, or by a
-sync that brought another machine's version), nothing is written and the page answers 409 with
-both versions side by side; the user merges and saves on top of what is there now. A script
-does the same through JSON (`base` is required). The save itself is `Memory.save`: the file is
-written atomically, committed as this machine, and re-indexed.
+The edit form carries `base`, a digest of the note's file as it was when the form was made
+(`Memory.read_for_edit`). A save is `Memory.update`, which writes only if the file is still that
+version, checking and writing under the git lock: if it changed (in another tab, by hand, or by
+a sync that brought another machine's version), nothing is written and the page answers 409
+with both versions side by side; the user merges and saves on top of what is there now. A
+script does the same through JSON (`base` is required).
 """
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass
-from pathlib import Path
-
-import anyio.to_thread
 from quart import Blueprint, Response, redirect, request, url_for
 
 from anamnesis.dashboard.error_pages import error_response
 from anamnesis.dashboard.responses import json_response, page, wants_json
 from anamnesis.dashboard.state import dashboard, memory
-from anamnesis.errors import NoteNotFoundError, NoteValidationError, QueryError
-from anamnesis.ids import is_safe_id, normalize_id
-from anamnesis.memory import Memory, NoteDraft
+from anamnesis.errors import NoteChangedError, NoteNotFoundError, NoteValidationError, QueryError
+from anamnesis.ids import normalize_id
+from anamnesis.memory import NO_FILE, NoteDraft, NoteVersion
 from anamnesis.notes import GLOBAL_PROJECT, Note, normalize_body, normalize_tags, utc_now
 from anamnesis.shapes import note_json
 
-DELETED = ""  # the `base` of a note that has no file (deleted since the form was made)
+DELETED = NO_FILE  # the `base` of a note that has no file (deleted since the form was made)
 FIELDS = ("title", "body", "type", "project", "tags", "scope")
 
 bp = Blueprint("editing", __name__)
-
-
-@dataclass(frozen=True, slots=True)
-class Current:
-    """A note as its file holds it right now, and the digest of exactly those bytes."""
-
-    note: Note
-    digest: str
-    path: Path
-
-
-def file_digest(data: bytes) -> str:
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
-
-
-async def read_current(mem: Memory, note_id: str) -> Current | None:
-    """The note's file now, or None when there is none. Note and digest come from one read."""
-    wanted = normalize_id(note_id)
-    if not is_safe_id(wanted):
-        raise NoteNotFoundError(note_id)
-    path = await anyio.to_thread.run_sync(mem.store.find, wanted)
-    if path is None:
-        summary = await mem.index.summary(wanted)
-        if summary is None:
-            return None
-        path = mem.config.home / summary.path
-
-    def read(found: Path) -> Current | None:
-        try:
-            data = mem.store.read_bytes(found)
-        except FileNotFoundError:
-            return None
-        return Current(mem.store.read_text(data.decode("utf-8", errors="replace"), found), file_digest(data), found)
-
-    return await anyio.to_thread.run_sync(read, path)
 
 
 def form_of(note: Note) -> dict[str, str]:
@@ -115,11 +75,10 @@ def edited(note: Note, fields: dict[str, str], machine_id: str) -> Note:
 
 
 async def stale_response(
-    note_id: str, fields: dict[str, str], current: Current | None, *, resolves: dict[str, str] | None = None
+    note_id: str, fields: dict[str, str], current: NoteVersion | None, *, resolves: dict[str, str] | None = None
 ) -> Response:
     """409: the user's version kept in the form, the version on disk now beside it."""
-    mem = memory()
-    theirs = note_json(current.note, mem.store.rel(current.path), []) if current else None
+    theirs = note_json(current.note, current.path, []) if current else None
     payload = {
         "error": {
             "status": 409,
@@ -171,11 +130,11 @@ def saved_response(note: Note, path: str, status: int = 200) -> Response:
 
 @bp.get("/notes/<note_id>/edit")
 async def edit_form(note_id: str) -> Response:
-    current = await read_current(memory(), note_id)
+    current = await memory().read_for_edit(note_id)
     if current is None:
         raise NoteNotFoundError(note_id)
     payload = {
-        "note": note_json(current.note, memory().store.rel(current.path), []),
+        "note": note_json(current.note, current.path, []),
         "base": current.digest,
         "form": form_of(current.note),
         "current": None,
@@ -204,12 +163,12 @@ async def save_edit(note_id: str, fields: dict[str, str], *, resolves: dict[str,
     anything is written and deleted once the merge is saved.
     """
     mem = memory()
-    current = await read_current(mem, note_id)
+    current = await mem.read_for_edit(note_id)
     if fields["base"] != (current.digest if current else DELETED):
         return await stale_response(note_id, fields, current, resolves=resolves)
     copy = None
     if resolves is not None:
-        copy = await read_current(mem, resolves["id"])
+        copy = await mem.read_for_edit(resolves["id"])
         if copy is None or copy.digest != resolves.get("base"):
             return await error_response(
                 409, "The conflict copy changed since the merge was opened. Nothing was saved; open it again."
@@ -219,13 +178,17 @@ async def save_edit(note_id: str, fields: dict[str, str], *, resolves: dict[str,
     else:
         original = current.note
     note = edited(original, fields, dashboard().config.machine_id)
+    message = f"anamnesis: edit {note.type} {note.id} in the dashboard ({note.title[:60]})"
     try:
-        path = await mem.save(note, f"anamnesis: edit {note.type} {note.id} in the dashboard ({note.title[:60]})")
+        await mem.update(note, fields["base"], message)
+    except NoteChangedError as exc:  # changed after the look above: by a sync, or a save at the same moment
+        now = NoteVersion(exc.current, exc.current_digest, mem.note_path(exc.current)) if exc.current else None
+        return await stale_response(note_id, fields, now, resolves=resolves)
     except NoteValidationError as exc:
         return await invalid_response(exc, note_id, fields, fields["base"])
     if copy is not None:
         await mem.delete(copy.note.id)
-    return saved_response(note, mem.store.rel(path))
+    return saved_response(note, mem.note_path(note))
 
 
 @bp.get("/new")
@@ -257,5 +220,4 @@ async def new() -> Response:
         note = await memory().write(draft)
     except NoteValidationError as exc:
         return await invalid_response(exc, None, fields, DELETED)
-    path = memory().store.rel(memory().store.path_for(note.id, note.type, note.scope))
-    return saved_response(note, path, 201)
+    return saved_response(note, memory().note_path(note), 201)

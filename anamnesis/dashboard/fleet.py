@@ -21,7 +21,7 @@ from quart import Blueprint, Response
 from anamnesis.config import Layout
 from anamnesis.dashboard.responses import page
 from anamnesis.dashboard.state import dashboard, memory
-from anamnesis.gitrepo import GitRepo
+from anamnesis.memory import Memory
 
 FLEET_DIR = ".fleet"
 MAX_FLEET_FILES = 200
@@ -92,26 +92,17 @@ def _count(value: Any) -> int | None:
     return None
 
 
-async def _ahead_behind(git: GitRepo, head: str) -> tuple[int | None, int | None]:
-    """(commits `head` has that HEAD lacks, commits HEAD has that `head` lacks), in one git call."""
-    result = await git.run("rev-list", "--left-right", "--count", f"{head}...HEAD", "--", check=False)
-    parts = result.stdout.decode().split()
-    if result.returncode != 0 or len(parts) != 2 or not all(p.isdigit() for p in parts):
-        return None, None
-    return int(parts[0]), int(parts[1])
-
-
-async def machine_of(git: GitRepo, name: str, data: dict[str, Any], machine_id: str) -> Machine:
+async def machine_of(mem: Memory, name: str, data: dict[str, Any], machine_id: str) -> Machine:
     machine = _text(data.get("machine")) or name.removesuffix(".json")
     head = (_text(data.get("head")) or "").lower() or None
     subject = time = None
     behind = ahead = None
     standing = "no commit published"
     if head and _HEX_RE.fullmatch(head):
-        shown = await git.run("log", "-1", "--format=%s%x1f%aI", f"{head}^{{commit}}", "--", check=False)
-        if shown.returncode == 0 and shown.stdout.strip():
-            subject, _, time = shown.stdout.decode("utf-8", errors="replace").strip().partition("\x1f")
-            ahead, behind = await _ahead_behind(git, head)
+        shown = await mem.commit_summary(head)
+        if shown is not None:
+            subject, time = shown
+            ahead, behind = await mem.ahead_behind(head)
             if behind == 0 and ahead == 0:
                 standing = "up to date with this machine"
             elif behind and not ahead:
@@ -142,7 +133,7 @@ async def machine_of(git: GitRepo, name: str, data: dict[str, Any], machine_id: 
     )
 
 
-async def read_fleet(git: GitRepo, layout: Layout, machine_id: str) -> list[Machine]:
+async def read_fleet(mem: Memory, layout: Layout, machine_id: str) -> list[Machine]:
     """Every machine's fleet file; this machine's push and hub times as it knows them now."""
     from anamnesis.sync.fleet import local_sync_times
 
@@ -152,7 +143,7 @@ async def read_fleet(git: GitRepo, layout: Layout, machine_id: str) -> list[Mach
         if data is None:
             machines.append(Machine(machine=name.removesuffix(".json"), file=name, problem=problem))
             continue
-        machine = await machine_of(git, name, data, machine_id)
+        machine = await machine_of(mem, name, data, machine_id)
         if machine.this_machine:
             machine = replace(
                 machine,
@@ -168,11 +159,11 @@ async def read_fleet(git: GitRepo, layout: Layout, machine_id: str) -> list[Mach
 async def fleet() -> Response:
     state = dashboard()
     mem = memory()
-    machines = await read_fleet(mem.git, state.config.layout, state.config.machine_id)
+    machines = await read_fleet(mem, state.config.layout, state.config.machine_id)
     payload = {
         "machines": [asdict(m) for m in machines],
         "this_machine": state.config.machine_id,
-        "head": await mem.git.head(),
+        "head": await mem.head(),
         "hub": state.config.remote or None,
     }
     return await page("fleet.html", payload)

@@ -47,11 +47,11 @@ async def health() -> Response:
     await mem.ensure_fresh()
     found = await _gather(
         {
-            "counts": mem.index.counts,
-            "problems": mem.index.problems,
-            "head": mem.git.head,
-            "branch": mem.git.branch,
-            "dirty": mem.git.status_paths,
+            "counts": mem.counts,
+            "problems": mem.problems,
+            "head": mem.head,
+            "branch": mem.branch,
+            "dirty": mem.uncommitted,
             "size": lambda: _file_size(anyio.Path(state.config.layout.index_path)),
             "semantic": mem.recall_status,
         }

@@ -16,7 +16,6 @@ from anamnesis.dashboard.render import diff_lines
 from anamnesis.dashboard.responses import page
 from anamnesis.dashboard.state import memory
 from anamnesis.errors import QueryError
-from anamnesis.gitrepo import GitRepo
 from anamnesis.memory import Memory
 from anamnesis.notes import Note
 from anamnesis.shapes import ref_json
@@ -41,12 +40,11 @@ class Version:
     deleted: bool
 
 
-async def text_at(git: GitRepo, version: Version) -> str:
+async def text_at(mem: Memory, version: Version) -> str:
     """The file as it was in `version` (empty where the commit deleted it)."""
     if version.deleted:
         return ""
-    result = await git.run("show", f"{version.sha}:{version.path}", check=False)
-    return result.stdout.decode("utf-8", errors="replace") if result.returncode == 0 else ""
+    return await mem.text_at(version.sha, version.path)
 
 
 async def _note_and_versions(mem: Memory, note_id: str) -> tuple[Note, list[Version]]:
@@ -85,8 +83,8 @@ async def diff(note_id: str) -> Response:
     if old is None and new is not None:
         later = versions.index(new)
         old = versions[later + 1] if later + 1 < len(versions) else None
-    old_text = await text_at(mem.git, old) if old else ""
-    new_text = await text_at(mem.git, new) if new else ""
+    old_text = await text_at(mem, old) if old else ""
+    new_text = await text_at(mem, new) if new else ""
     lines = diff_lines(old_text, new_text, old.sha[:10] if old else "(nothing)", new.sha[:10] if new else "(nothing)")
     payload = {
         "note": ref_json(note),
@@ -107,6 +105,6 @@ async def version(note_id: str, sha: str) -> Response:
     payload = {
         "note": ref_json(note),
         "version": asdict(found),
-        "text": await text_at(mem.git, found),
+        "text": await text_at(mem, found),
     }
     return await page("version.html", payload)

@@ -52,7 +52,7 @@ async def _proposal_json(mem: Memory, proposal: Proposal) -> dict[str, Any]:
     """The proposal, with the titles of the session notes it cites (None for one deleted since)."""
     sources = []
     for note_id in proposal.source_ids:
-        summary = await mem.index.summary(note_id)
+        summary = await mem.summary(note_id)
         sources.append({"id": note_id, "title": summary.title if summary else None})
     data = proposal.to_json()
     data.pop("version", None)
@@ -135,7 +135,7 @@ async def accept(proposal_id: str) -> Response:
     [note] = guarded.value
     mem = memory()
     if wants_json():
-        path = mem.store.rel(mem.store.path_for(note.id, note.type, note.scope))
+        path = mem.note_path(note)
         return json_response(
             {
                 "proposal": proposal.id,

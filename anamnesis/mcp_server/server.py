@@ -130,7 +130,7 @@ async def _recall_in_background(state: ServerState) -> None:
 
 async def _sync(memory: Memory) -> Mapping[str, Any]:
     """The sync `anamnesis mcp` serves: imported on the first call, so start-up stays lean."""
-    from anamnesis.sync import sync_memory
+    from anamnesis.sync.wiring import sync_memory
 
     return await sync_memory(memory)
 

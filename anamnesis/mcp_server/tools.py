@@ -122,7 +122,7 @@ async def memory_get(
     with tool_errors():
         note = await memory.get(id)
         newer = (await memory.superseded_by(note.id))[: present.IDS_SHOWN]
-    path = memory.store.path_for(note.id, note.type, note.scope)
+    path = memory.note_file(note)
     return present.get_result(note, path, newer)
 
 
@@ -201,7 +201,7 @@ async def memory_write(
     with tool_errors():
         note = await memory.write(draft, redact=True)
         similar = await _similar(memory, note)
-    path = memory.store.path_for(note.id, note.type, note.scope)
+    path = memory.note_file(note)
     return present.write_result(note, path, await _where_it_goes(state, note), secrets, similar)
 
 

@@ -164,7 +164,7 @@ class SyncEngine:
         rel_root = self.layout.memory_dir.relative_to(self.layout.home)
         report.changed_paths = [(rel_root / p).as_posix() for p in changed]
         if report.changed_paths:
-            refreshed = await self.memory.index.refresh(paths=report.changed_paths)
+            refreshed = await self.memory.refresh_paths(report.changed_paths)
             report.indexed = refreshed.added + refreshed.updated + refreshed.removed
 
     async def _sync_hub(
@@ -264,10 +264,7 @@ class SyncEngine:
         return True
 
     async def _notes_written(self) -> int:
-        rows = await self.memory.index.execute_fetchall(
-            "SELECT count(*) FROM notes WHERE machine_id = ? AND scope = 'portable'", (self.machine,)
-        )
-        return int(rows[0][0]) if rows else 0
+        return await self.memory.notes_written_by(self.machine)
 
     async def _fetch(self, peer: Peer, link: HubLink, remote_ref: str, *, may_skip: bool) -> None:
         """Fetch the hub, unless it says its main is what we fetched last time (never after a lost race)."""
