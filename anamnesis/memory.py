@@ -303,7 +303,6 @@ class Memory(MemoryVectors, MemoryInspect):
         """`note_file` relative to the home, as lists, JSON and the CLI show it."""
         return self._store.rel(self.note_file(note))
 
-
     def _existing_paths(self, note_id: str) -> builtins.list[Path]:
         return [p for p in self._store.candidates(note_id) if p.exists()]
 
