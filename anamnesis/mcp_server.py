@@ -44,19 +44,8 @@ from pydantic import Field
 from anamnesis import __version__
 from anamnesis.capture.redact import find_secrets, redact
 from anamnesis.config import Config, home_from_env, load_config
-from anamnesis.errors import (
-    AnamnesisError,
-    BusyError,
-    ConfigError,
-    GitError,
-    HostKeyError,
-    IndexStateError,
-    NoHubError,
-    NoteNotFoundError,
-    NoteValidationError,
-    PeerUnreachableError,
-    SyncError,
-)
+from anamnesis.edges import tool_message
+from anamnesis.errors import AnamnesisError, ConfigError, NoHubError
 from anamnesis.index import encode_cursor
 from anamnesis.memory import Memory, NoteDraft, open_memory
 from anamnesis.notes import GLOBAL_PROJECT, MAX_TITLE_CHARS, NOTE_TYPES, SCOPES, Note
@@ -158,29 +147,8 @@ _FIELD_HINTS = {
 
 
 def _fix_message(exc: AnamnesisError) -> str:
-    """What the model is told about a failure, with what to do next."""
-    if isinstance(exc, NoteNotFoundError):
-        return (
-            f"{exc}. Use an id exactly as memory_search, memory_list or the session context gave it; "
-            "search by words to find the note."
-        )
-    if isinstance(exc, NoteValidationError):
-        return f"{exc.field}: {exc.message}. {_FIELD_HINTS.get(exc.field, '')}".strip()
-    if isinstance(exc, ConfigError):
-        return f"Anamnesis is not set up: {exc}. Tell the user; this cannot be fixed by another call."
-    if isinstance(exc, BusyError):
-        return f"The memory is busy: {exc}. Try again in a moment."
-    if isinstance(exc, IndexStateError):
-        return f"The search index is damaged: {exc}. The user can run `anamnesis reindex --full`."
-    if isinstance(exc, PeerUnreachableError):
-        return f"The hub could not be reached: {exc}. Notes are safe on this machine; sync again later."
-    if isinstance(exc, HostKeyError):
-        return f"{exc}. The user must check the hub's host key (`anamnesis peer add` shows it)."
-    if isinstance(exc, GitError):
-        return f"{exc}. Note files on disk are kept; the user can run `anamnesis doctor`."
-    if isinstance(exc, SyncError):
-        return f"Sync failed: {exc}. Notes are safe on this machine; the user can run `anamnesis doctor`."
-    return str(exc)  # QueryError and the rest already say what to change
+    """What the model is told about a failure, with what to do next: MCP's table in `anamnesis.edges`."""
+    return tool_message(exc, _FIELD_HINTS)
 
 
 @contextmanager

@@ -15,6 +15,7 @@ CORE = (
     "notes",
     "config",
     "errors",
+    "edges",
     "ids",
     "store",
     "index",
