@@ -225,7 +225,8 @@ async def test_mcp_turns_every_error_into_a_tool_error_with_its_message(config: 
                 assert "No hub is configured" in text
                 continue
             assert result.is_error is True, (type(error).__name__, text)
-            assert str(error) in text, type(error).__name__
+            assert lookup(TOOL_MESSAGES, error).format(exc=error, hint="").strip() in text
+            assert str(error) in text
             assert "Traceback" not in text
 
 
