@@ -21,7 +21,6 @@ Only the errors are imported, so the hooks' hot path can use this module for fre
 
 from __future__ import annotations
 
-import traceback
 from collections.abc import Mapping
 from typing import TypeVar
 
@@ -243,6 +242,8 @@ def hook_log_line(exc: BaseException) -> str:
         return lookup(HOOK_LOG, exc).format(name=name, exc=exc)
     if not isinstance(exc, Exception):  # KeyboardInterrupt, SystemExit: not ours to judge
         return f"{name}: {exc}"
+    import traceback  # only a bug pays for it; the CLI's --help imports this module
+
     frames = traceback.extract_tb(exc.__traceback__)
     where = f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
     return f"bug: {name}: {exc}{where}"
