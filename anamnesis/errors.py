@@ -9,17 +9,29 @@ AnamnesisError
 ├── IndexStateError          (schema mismatch or corruption: rebuild from notes)
 ├── BusyError                (another process holds a lock past our deadline)
 ├── ModelUnavailableError    (the embedding model cannot load: search stays lexical)
-└── SyncError ── GitError · PeerUnreachableError · HostKeyError · AuthRefusedError · HubRepoMissingError
+├── ModelError               (the chat model was not asked, or did not answer as asked)
+├── EvalSetError             (an eval set file is missing or malformed)
+├── ReflectionError ── ReflectionNotConfiguredError
+├── ProposalError ── ProposalNotFoundError · ProposalDecidedError
+├── CurationRefusedError     (the eval guard: the change would lower recall)
+├── DedupError
+├── ImportSourceError
+└── SyncError ── NoHubError · GitError · PeerUnreachableError · HostKeyError · AuthRefusedError
+                 · HubRepoMissingError
+
+MergeConflict                (not a failure: the merge driver's "keep both versions" signal)
 ```
 
-Adapters translate these once at their edge (CLI: message and exit code; MCP: a tool error;
-hooks: exit 0 and a log line). Anything that is not an `AnamnesisError` is a bug.
+Adapters translate these once at their edge, each through its one table in `anamnesis.edges`
+(CLI: a message and an exit code; MCP: a tool error; dashboard: a status code and an error
+page; hooks: exit 0 and a log line). Anything that is not an `AnamnesisError` is a bug.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from anamnesis.notes import Note
@@ -140,3 +152,97 @@ class AuthRefusedError(SyncError):
 
 class HubRepoMissingError(SyncError):
     """The hub has no repository at the peer's path (and, for `peer add`, this account cannot create one)."""
+
+
+# -- models, evaluation and curation ----------------------------------------------------------
+
+
+class ModelError(AnamnesisError):
+    """The model was not asked (none configured), did not answer in time, or not as asked."""
+
+
+class EvalSetError(AnamnesisError):
+    """An eval set file is missing or has a malformed line."""
+
+
+class ReflectionError(AnamnesisError):
+    """The model could not be asked, or its answer could not be used; nothing was changed."""
+
+
+class ReflectionNotConfiguredError(ReflectionError):
+    """No reflection model is configured: reflection asks nothing and changes nothing."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "no reflection model is configured, so nothing was asked and nothing was changed. Set "
+            "ANAMNESIS_REFLECTION_PROVIDER, ANAMNESIS_REFLECTION_MODEL and ANAMNESIS_REFLECTION_BASE_URL "
+            '(and ANAMNESIS_REFLECTION_API_KEY), or the "reflection" block of config.json'
+        )
+
+
+class _DecidedProposal(Protocol):
+    """What `ProposalDecidedError` says of a proposal (the `Proposal` value lives in curation)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def status(self) -> str: ...
+
+
+class ProposalError(AnamnesisError):
+    """A proposal cannot be found or decided as asked."""
+
+
+class ProposalNotFoundError(ProposalError):
+    """No proposal has this id."""
+
+    def __init__(self, proposal_id: str) -> None:
+        super().__init__(f"no reflection proposal with id {proposal_id!r}")
+        self.proposal_id = proposal_id
+
+
+class ProposalDecidedError(ProposalError):
+    """The proposal was already accepted or rejected (in another tab, or by `reflect --apply`)."""
+
+    def __init__(self, proposal: _DecidedProposal) -> None:
+        super().__init__(f"reflection proposal {proposal.id} was already {proposal.status}; nothing was changed")
+        self.proposal = proposal
+
+
+class CurationRefusedError(AnamnesisError):
+    """The change would lower eval recall@k; nothing was changed."""
+
+    def __init__(self, before: float, after: float, eval_path: Path, *, k: int) -> None:
+        super().__init__(
+            f"refused: this change lowers eval recall@{k} from {before:.3f} to {after:.3f} "
+            f"(eval set {eval_path}); nothing was changed. Review the proposals, or pass --force."
+        )
+        self.before = before
+        self.after = after
+
+
+class DedupError(AnamnesisError):
+    """A dedup request cannot be carried out as asked (bad threshold, a note changed meanwhile)."""
+
+
+class ImportSourceError(AnamnesisError):
+    """An import source cannot be used as given (not a store, this very home)."""
+
+
+# -- signals, not failures --------------------------------------------------------------------
+
+
+class MergeConflict(Exception):
+    """The two versions cannot be merged automatically; `reason` says where they collide.
+
+    Not an `AnamnesisError`, on purpose: a collision is one of the merge driver's two normal
+    answers, not a failure. `merge_texts` raises it and the driver's `main` turns it into
+    exit 1, which tells git (and then the sync engine) to keep both versions as separate
+    notes. It never crosses an edge; if one ever reached the CLI, MCP, a hook or the
+    dashboard, that would be a bug, and a bug is exactly what a non-`AnamnesisError` means.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

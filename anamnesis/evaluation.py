@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from anamnesis.errors import AnamnesisError
+from anamnesis.errors import EvalSetError
 from anamnesis.hybrid import DEFAULT_FUSION, Fusion, Semantic, hybrid_search
 from anamnesis.index import SearchIndex
 from anamnesis.search import SearchFilters
@@ -30,10 +30,6 @@ KS = (1, 3, 5, 8)
 def default_eval_path(home: Path) -> Path:
     """Where a home keeps its own eval set: what `eval run` and the curation guard read."""
     return home / "eval" / "eval.jsonl"
-
-
-class EvalSetError(AnamnesisError):
-    """An eval set file is missing or has a malformed line."""
 
 
 @dataclass(frozen=True, slots=True)

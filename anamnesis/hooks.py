@@ -67,7 +67,9 @@ def run_hook(event: str, stdin: TextIO, stdout: TextIO, environ: Mapping[str, st
             stdout.flush()
     except BaseException as exc:
         if log_dir is not None:
-            _log(log_dir, event, f"{type(exc).__name__}: {exc}")
+            from anamnesis.edges import hook_log_line  # the hooks' table; only paid for on failure
+
+            _log(log_dir, event, hook_log_line(exc))
     finally:
         elapsed = time.monotonic() - started
         if log_dir is not None and elapsed > DEADLINES.get(event, 1.0):

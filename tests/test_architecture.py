@@ -16,6 +16,7 @@ CORE = (
     "notes",
     "config",
     "errors",
+    "edges",
     "ids",
     "store",
     "index",

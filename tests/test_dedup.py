@@ -20,7 +20,6 @@ from anamnesis.config import Config
 from anamnesis.context import session_context
 from anamnesis.curation.dedup import (
     DEFAULT_THRESHOLD,
-    DedupError,
     DedupNote,
     DuplicateGroup,
     apply_dedup,
@@ -32,7 +31,8 @@ from anamnesis.curation.dedup import (
     shingles,
     similar_pairs,
 )
-from anamnesis.curation.guard import CurationRefusedError, guarded_apply
+from anamnesis.curation.guard import guarded_apply
+from anamnesis.errors import CurationRefusedError, DedupError
 from anamnesis.ids import new_ulid
 from anamnesis.memory import Memory, open_memory
 from anamnesis.notes import Note

@@ -19,10 +19,10 @@ from anamnesis.curation.importer import (
     HASH_KEY,
     SOURCE_KEY,
     ImportPlan,
-    ImportSourceError,
     apply_import,
     plan_import,
 )
+from anamnesis.errors import ImportSourceError
 from anamnesis.memory import Memory, NoteDraft
 from anamnesis.search import SearchFilters
 from tests.terminal import run_in_pty

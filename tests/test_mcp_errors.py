@@ -2,37 +2,22 @@
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable
-
 import pytest
 from mcp.server.mcpserver.exceptions import ToolError
 
-from anamnesis import errors
 from anamnesis.errors import (
     AnamnesisError,
     GitError,
     HomeNotInitializedError,
     NoHubError,
-    NoteNotFoundError,
     NoteValidationError,
     SyncError,
 )
-from anamnesis.mcp_server.errors import FIELD_HINTS, TOOL_ERRORS, fix_message, tool_errors
-
-SPECIAL: dict[type[AnamnesisError], Callable[[], AnamnesisError]] = {
-    NoteNotFoundError: lambda: NoteNotFoundError("01JD3W6Q2M8Z4T9K7B5X0R1C2V"),
-    NoteValidationError: lambda: NoteValidationError("type", "is not one of procedural, semantic, episodic"),
-    GitError: lambda: GitError(["git", "push"], 128, "remote hung up"),
-}
+from anamnesis.mcp_server.errors import FIELD_HINTS, fix_message, tool_errors
+from tests.test_edges import ERRORS, IDS
 
 
-def every_error() -> list[AnamnesisError]:
-    classes = [c for _, c in inspect.getmembers(errors, inspect.isclass) if issubclass(c, AnamnesisError)]
-    return [SPECIAL[c]() if c in SPECIAL else c("the hub said no {braces}") for c in classes]
-
-
-@pytest.mark.parametrize("exc", every_error(), ids=lambda exc: type(exc).__name__)
+@pytest.mark.parametrize("exc", ERRORS, ids=IDS)
 def test_every_error_reaches_the_model_with_its_own_words(exc: AnamnesisError) -> None:
     message = fix_message(exc)
     words = f"{exc.field}: {exc.message}" if isinstance(exc, NoteValidationError) else str(exc)
@@ -45,7 +30,6 @@ def test_every_error_reaches_the_model_with_its_own_words(exc: AnamnesisError) -
 
 def test_the_nearest_row_gives_the_advice() -> None:
     assert fix_message(HomeNotInitializedError("run `anamnesis init`")).startswith("Anamnesis is not set up")
-    assert HomeNotInitializedError not in TOOL_ERRORS  # it has no row of its own
     assert fix_message(NoHubError("no hub")).startswith("Sync failed")
     git = fix_message(GitError(["git", "fetch"], 1, "bad object"))
     assert "anamnesis doctor" in git

@@ -10,8 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from anamnesis.errors import MergeConflict
 from anamnesis.notes import Note, parse_note, render_note
-from anamnesis.sync.merge_driver import MergeConflict, merge_body, merge_lists, merge_texts
+from anamnesis.sync.merge_driver import merge_body, merge_lists, merge_texts
 
 BASE = Note(
     id="01JD3W6Q2M8Z4T9K7B5X0R1C2V",

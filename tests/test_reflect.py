@@ -23,22 +23,20 @@ import yaml
 
 from anamnesis.config import Config, ReflectionSettings
 from anamnesis.context import session_context
-from anamnesis.curation.guard import CurationRefusedError
-from anamnesis.curation.proposals import ACCEPTED, PENDING, ProposalDecidedError, ProposalStore
+from anamnesis.curation.proposals import ACCEPTED, PENDING, ProposalStore
 from anamnesis.curation.reflect import (
     CONFIDENCE,
     MAX_SOURCES,
     PROMPT_CHARS,
     REFLECTED_FROM,
     Batch,
-    ReflectionError,
-    ReflectionNotConfiguredError,
     ReflectionRun,
     Source,
     accept_proposals,
     ask_model,
     reflect,
 )
+from anamnesis.errors import CurationRefusedError, ProposalDecidedError, ReflectionError, ReflectionNotConfiguredError
 from anamnesis.memory import Memory, NoteDraft
 from anamnesis.notes import Note
 from tests.conftest import both_backends

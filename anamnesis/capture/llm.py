@@ -30,7 +30,7 @@ import anyio.to_thread
 from anamnesis.capture.redact import clip_redacted, redact
 from anamnesis.capture.transcript import Turn
 from anamnesis.config import ReflectionSettings
-from anamnesis.errors import AnamnesisError
+from anamnesis.errors import ModelError
 
 logger = logging.getLogger(__name__)
 
@@ -64,10 +64,6 @@ _LABELS = {
     "error": "Tool error",
     "summary": "Earlier-context summary",
 }
-
-
-class ModelError(AnamnesisError):
-    """The model was not asked (none configured), did not answer in time, or not as asked."""
 
 
 @dataclass(frozen=True, slots=True)

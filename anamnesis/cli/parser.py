@@ -6,6 +6,7 @@ import argparse
 import textwrap
 
 from anamnesis import __version__
+from anamnesis.edges import EXIT_STATUS_HELP
 from anamnesis.notes import NOTE_TYPES, SCOPES
 
 _DESCRIPTION = """\
@@ -49,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="anamnesis",
         description=_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Run `anamnesis COMMAND --help` for the options and an example of each command.",
+        epilog=f"Run `anamnesis COMMAND --help` for the options and an example of each command.\n\n{EXIT_STATUS_HELP}",
     )
     parser.add_argument("--version", action="version", version=f"anamnesis {__version__}")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")

@@ -75,10 +75,10 @@ def _positive(text: str) -> int:
 
 
 async def reflect(config: Config, args: argparse.Namespace, io: IO) -> int:
-    from anamnesis.curation.guard import CurationRefusedError
     from anamnesis.curation.proposals import PENDING, ProposalStore
     from anamnesis.curation.reflect import DEFAULT_MIN_NOTES, accept_proposals
     from anamnesis.curation.reflect import reflect as run_reflection
+    from anamnesis.errors import CurationRefusedError
     from anamnesis.memory import open_memory
 
     store = ProposalStore.of(config.layout)

@@ -1,7 +1,8 @@
 """Run one parsed command: read config, call core, print, and translate errors once.
 
 This is a root: the only place (with the service and the hook entry) that reads the
-environment and config. An `AnamnesisError` becomes `anamnesis: error: …` and exit 1;
+environment and config. An `AnamnesisError` becomes one line on stderr and the exit code of
+the CLI's table in `anamnesis.edges` (with --json, the failure as JSON on stdout too);
 anything else is a bug and keeps its traceback.
 """
 
@@ -18,6 +19,7 @@ import anyio
 from anamnesis.cli import commands
 from anamnesis.cli.output import human_stream, print_json
 from anamnesis.config import home_from_env, load_config
+from anamnesis.edges import EXIT_CODES, EXIT_INTERRUPTED, EXIT_OK, cli_message, lookup
 from anamnesis.errors import AnamnesisError
 
 
@@ -50,12 +52,17 @@ def run_command(args: argparse.Namespace, environ: Mapping[str, str], out: TextI
         result: int = anyio.run(function, config, args, io)
         return result
     except AnamnesisError as exc:
-        err.write(f"anamnesis: error: {exc}\n")
-        if getattr(args, "json", False):  # a script asked for JSON: it gets JSON, failure included
-            print_json(out, {"ok": False, "error": str(exc), "error_type": type(exc).__name__})
-        return 1
+        return report_failure(exc, out, err, as_json=getattr(args, "json", False))
     except KeyboardInterrupt:
         err.write("anamnesis: interrupted\n")
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
-        return 0
+        return EXIT_OK
+
+
+def report_failure(exc: AnamnesisError, out: TextIO, err: TextIO, *, as_json: bool) -> int:
+    """The CLI's edge: one line on stderr, JSON too when a script asked for it; the exit code."""
+    err.write(cli_message(exc) + "\n")
+    if as_json:  # a script asked for JSON: it gets JSON, failure included
+        print_json(out, {"ok": False, "error": str(exc), "error_type": type(exc).__name__})
+    return lookup(EXIT_CODES, exc)

@@ -112,7 +112,8 @@ async def dedup(config: Config, args: argparse.Namespace, io: IO) -> int:
 
     from anamnesis.cli.output import ProgressBar, print_json
     from anamnesis.curation.dedup import dedup_change, plan_dedup
-    from anamnesis.curation.guard import CurationRefusedError, guarded_apply
+    from anamnesis.curation.guard import guarded_apply
+    from anamnesis.errors import CurationRefusedError
     from anamnesis.evaluation import default_eval_path
     from anamnesis.memory import open_memory
 

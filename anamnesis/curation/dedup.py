@@ -44,7 +44,7 @@ from typing import Any
 
 import anyio.to_thread
 
-from anamnesis.errors import AnamnesisError
+from anamnesis.errors import DedupError
 from anamnesis.index import ProgressCallback
 from anamnesis.memory import Memory
 from anamnesis.notes import Note
@@ -60,10 +60,6 @@ SKIPPED_TAGS = ("conflict",)
 EXACT_ONLY_TYPES = ("episodic",)
 _EPSILON = 1e-9
 _WORD_RE = re.compile(r"\w+[+#]*")
-
-
-class DedupError(AnamnesisError):
-    """A dedup request cannot be carried out as asked (bad threshold, a note changed meanwhile)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ from typing import Generic, TypeVar
 import anyio.to_thread
 
 from anamnesis.config import Config, Layout
-from anamnesis.errors import AnamnesisError
+from anamnesis.errors import CurationRefusedError
 from anamnesis.evaluation import EvalCase, default_eval_path, load_eval_set
 from anamnesis.home import init_home
 from anamnesis.memory import Memory, open_memory
@@ -27,18 +27,6 @@ from anamnesis.memory import Memory, open_memory
 T = TypeVar("T")
 GUARD_K = 5
 TOLERANCE = 1e-9  # recall is a ratio of small integers: equal is equal
-
-
-class CurationRefusedError(AnamnesisError):
-    """The change would lower eval recall@5; nothing was changed."""
-
-    def __init__(self, before: float, after: float, eval_path: Path) -> None:
-        super().__init__(
-            f"refused: this change lowers eval recall@{GUARD_K} from {before:.3f} to {after:.3f} "
-            f"(eval set {eval_path}); nothing was changed. Review the proposals, or pass --force."
-        )
-        self.before = before
-        self.after = after
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +69,7 @@ async def guarded_apply(
         before = (await memory.evaluate(cases)).recall[GUARD_K]
     after = await _trial(config, change, cases)
     if after < before - TOLERANCE and not force:
-        raise CurationRefusedError(before, after, path)
+        raise CurationRefusedError(before, after, path, k=GUARD_K)
     async with open_memory(config) as memory:
         value = await change(memory)
     return Guarded(value, path, before, after, force)

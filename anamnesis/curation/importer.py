@@ -49,7 +49,7 @@ from anamnesis.curation.claude_memory import (
     read_capped,
     scan_claude_memory,
 )
-from anamnesis.errors import AnamnesisError, NoteFormatError
+from anamnesis.errors import ImportSourceError, NoteFormatError
 from anamnesis.ids import new_ulid
 from anamnesis.memory import Memory
 from anamnesis.notes import GLOBAL_PROJECT, MAX_BODY_CHARS, NOTE_TYPES, Note, parse_note
@@ -64,10 +64,6 @@ SOURCE_KEY = "import_source"
 HASH_KEY = "import_sha256"
 
 ProgressCallback = Callable[[int, int], None]
-
-
-class ImportSourceError(AnamnesisError):
-    """An import source cannot be used as given (not a store, this very home)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,7 +27,7 @@ import anyio
 import anyio.to_thread
 
 from anamnesis.config import Layout
-from anamnesis.errors import AnamnesisError, NoteValidationError
+from anamnesis.errors import NoteValidationError, ProposalError, ProposalNotFoundError
 from anamnesis.ids import is_safe_id, normalize_id
 from anamnesis.locks import file_lock
 from anamnesis.notes import MAX_TITLE_CHARS, normalize_body, normalize_tags, utc_now
@@ -45,26 +45,6 @@ LOCK_TIMEOUT = 300.0
 RUN_LOCK_TIMEOUT = 1.0
 # Decided proposals are kept this long for scripts and for the record, then pruned.
 KEEP_DECIDED_SECONDS = 90 * 24 * 3600
-
-
-class ProposalError(AnamnesisError):
-    """A proposal cannot be found or decided as asked."""
-
-
-class ProposalNotFoundError(ProposalError):
-    """No proposal has this id."""
-
-    def __init__(self, proposal_id: str) -> None:
-        super().__init__(f"no reflection proposal with id {proposal_id!r}")
-        self.proposal_id = proposal_id
-
-
-class ProposalDecidedError(ProposalError):
-    """The proposal was already accepted or rejected (in another tab, or by `reflect --apply`)."""
-
-    def __init__(self, proposal: Proposal) -> None:
-        super().__init__(f"reflection proposal {proposal.id} was already {proposal.status}; nothing was changed")
-        self.proposal = proposal
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,9 @@
 """Errors become pages (or JSON) here, once: the dashboard's edge of the `AnamnesisError` tree.
 
-Core raises `AnamnesisError`s with messages written for people; each maps to a status code and
-is shown as is (escaped). HTTP errors from Quart (404 route, 405, 413 oversized form) get the
-same page. Anything else is a bug: Quart logs it with its traceback and answers 500.
+Core raises `AnamnesisError`s with messages written for people; each maps to a status code
+(the dashboard's table in `anamnesis.edges`) and is shown as is (escaped). HTTP errors from
+Quart (404 route, 405, 413 oversized form) get the same page. Anything else is a bug: Quart
+logs it with its traceback and answers 500.
 """
 
 from __future__ import annotations
@@ -13,15 +14,8 @@ from quart import Quart, Response
 from werkzeug.exceptions import HTTPException
 
 from anamnesis.dashboard.responses import page
-from anamnesis.errors import (
-    AnamnesisError,
-    BusyError,
-    IndexStateError,
-    NoteError,
-    NoteNotFoundError,
-    QueryError,
-    SyncError,
-)
+from anamnesis.edges import HTTP_STATUS, lookup
+from anamnesis.errors import AnamnesisError
 
 logger = logging.getLogger(__name__)
 
@@ -39,18 +33,6 @@ TITLES = {
 }
 
 
-def status_for(exc: AnamnesisError) -> int:
-    if isinstance(exc, NoteNotFoundError):
-        return 404
-    if isinstance(exc, (NoteError, QueryError)):
-        return 400
-    if isinstance(exc, (BusyError, IndexStateError)):
-        return 503
-    if isinstance(exc, SyncError):
-        return 502
-    return 500
-
-
 async def error_response(status: int, message: str) -> Response:
     title = TITLES.get(status, "Error")
     payload = {"error": {"status": status, "title": title, "message": message}}
@@ -60,7 +42,7 @@ async def error_response(status: int, message: str) -> Response:
 def install(app: Quart) -> None:
     @app.errorhandler(AnamnesisError)
     async def anamnesis_error(exc: AnamnesisError) -> Response:
-        status = status_for(exc)
+        status = lookup(HTTP_STATUS, exc)
         if status >= 500:
             logger.warning("dashboard request failed: %s", exc)
         return await error_response(status, str(exc))

@@ -15,13 +15,10 @@ from typing import Any
 from quart import Blueprint, Response, redirect, request, url_for
 
 from anamnesis.capture.llm import model_label
-from anamnesis.curation.guard import CurationRefusedError
 from anamnesis.curation.proposals import (
     DURABLE_TYPES,
     PENDING,
     Proposal,
-    ProposalDecidedError,
-    ProposalNotFoundError,
     ProposalStore,
 )
 from anamnesis.curation.reflect import accept_proposals, reject_proposal
@@ -29,7 +26,7 @@ from anamnesis.dashboard.editing import submitted
 from anamnesis.dashboard.error_pages import error_response
 from anamnesis.dashboard.responses import json_response, page, wants_json
 from anamnesis.dashboard.state import dashboard, memory
-from anamnesis.errors import NoteValidationError
+from anamnesis.errors import CurationRefusedError, NoteValidationError, ProposalDecidedError, ProposalNotFoundError
 from anamnesis.ids import is_safe_id
 from anamnesis.memory import Memory
 from anamnesis.shapes import note_json

@@ -6,8 +6,8 @@ field), wait (a busy lock), or tell the user (no home, a damaged index, a hub pr
 that is not an `AnamnesisError` is a bug: it is not caught, and the SDK logs it and reports it
 without a traceback.
 
-`TOOL_ERRORS` is the table; the nearest class in an error's MRO picks its message, so a new
-subclass inherits its parent's advice until it gets a row of its own. `NoHubError` is not a
+The table is `anamnesis.edges.TOOL_MESSAGES`, beside the other edges' tables; the nearest
+class in an error's MRO picks its message. `NoHubError` is not a
 failure for `memory_sync` (it answers "nothing to sync"); elsewhere it reads as a sync error.
 """
 
@@ -18,18 +18,8 @@ from contextlib import contextmanager
 
 from mcp.server.mcpserver.exceptions import ToolError
 
-from anamnesis.errors import (
-    AnamnesisError,
-    BusyError,
-    ConfigError,
-    GitError,
-    HostKeyError,
-    IndexStateError,
-    NoteNotFoundError,
-    NoteValidationError,
-    PeerUnreachableError,
-    SyncError,
-)
+from anamnesis.edges import tool_message
+from anamnesis.errors import AnamnesisError
 from anamnesis.notes import MAX_TITLE_CHARS
 
 # What to pass instead, per argument of the tools (and per field a core validation names).
@@ -43,30 +33,10 @@ FIELD_HINTS: Mapping[str, str] = {
     "supersedes": "Pass ids exactly as memory_search or memory_list gave them.",
 }
 
-# Message templates: `{exc}` is the error's own text; `{exc.field}`, `{exc.message}` and `{hint}`
-# (the field's hint) are there for validation errors.
-TOOL_ERRORS: Mapping[type[AnamnesisError], str] = {
-    AnamnesisError: "{exc}",  # QueryError and the rest already say what to change
-    NoteNotFoundError: (
-        "{exc}. Use an id exactly as memory_search, memory_list or the session context gave it; "
-        "search by words to find the note."
-    ),
-    NoteValidationError: "{exc.field}: {exc.message}. {hint}",
-    ConfigError: "Anamnesis is not set up: {exc}. Tell the user; this cannot be fixed by another call.",
-    BusyError: "The memory is busy: {exc}. Try again in a moment.",
-    IndexStateError: "The search index is damaged: {exc}. The user can run `anamnesis reindex --full`.",
-    PeerUnreachableError: "The hub could not be reached: {exc}. Notes are safe on this machine; sync again later.",
-    HostKeyError: "{exc}. The user must check the hub's host key (`anamnesis peer add` shows it).",
-    GitError: "{exc}. Note files on disk are kept; the user can run `anamnesis doctor`.",
-    SyncError: "Sync failed: {exc}. Notes are safe on this machine; the user can run `anamnesis doctor`.",
-}
-
 
 def fix_message(exc: AnamnesisError) -> str:
-    """What the model is told about `exc`, with what to do next."""
-    template = next(TOOL_ERRORS[cls] for cls in type(exc).__mro__ if cls in TOOL_ERRORS)
-    hint = FIELD_HINTS.get(exc.field, "") if isinstance(exc, NoteValidationError) else ""
-    return template.format(exc=exc, hint=hint).strip()
+    """What the model is told about `exc`, with what to do next (MCP's table in `anamnesis.edges`)."""
+    return tool_message(exc, FIELD_HINTS)
 
 
 def tool_error(exc: AnamnesisError) -> ToolError:

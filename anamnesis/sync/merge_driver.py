@@ -24,21 +24,13 @@ from typing import Any
 
 import yaml
 
-from anamnesis.errors import NoteFormatError
+from anamnesis.errors import MergeConflict, NoteFormatError
 from anamnesis.notes import parse_note, render_note, split_front_matter
 
 _MISSING: Any = object()
 # Keys where two different values are both right: the later edit's value wins.
 _LATEST_WINS = frozenset({"machine_id"})
 _TIME_KEY = "updated_at"
-
-
-class MergeConflict(Exception):
-    """The two versions cannot be merged automatically; `reason` says where they collide."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 class _Loader(yaml.SafeLoader):
