@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the parser imports this module; the commands' own imports wait until they run
-    from anamnesis.cli.commands import IO
+    from anamnesis.cli.io import IO
     from anamnesis.config import Config
     from anamnesis.curation.dedup import DedupPlan
     from anamnesis.curation.importer import ImportPlan
