@@ -351,12 +351,11 @@ def _remember_shown(config: Any, payload: Mapping[str, Any], ids: list[str], res
     path = _session_file(config, payload)
     if path is None:
         return
+    from anamnesis.atomic import atomic_write
+
     shown = set() if reset else _shown(config, payload)
     shown.update(ids)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp-{os.getpid()}")
-    tmp.write_text(json.dumps({"shown": sorted(shown), "updated": time.time()}), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps({"shown": sorted(shown), "updated": time.time()}))
 
 
 def _log(state_dir: Path, event: str, message: str) -> None:
