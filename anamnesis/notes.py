@@ -118,6 +118,21 @@ class Note:
         return replace(self, **changes)
 
 
+@dataclass(frozen=True, slots=True)
+class NoteHeader:
+    """What every listing shows of a note, without its body: lists (`queries.NoteSummary`) and
+    search results (`search.Hit`) extend it, so the two never drift apart."""
+
+    id: str
+    type: str
+    title: str
+    project: str
+    scope: str
+    tags: tuple[str, ...]
+    created_at: str
+    updated_at: str
+
+
 def utc_now() -> str:
     """Now, as the notes write it: ISO-8601 UTC, seconds precision, `Z` suffix."""
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -32,8 +32,8 @@ from generate import ensure_store, make_queries  # noqa: E402
 
 from anamnesis.config import load_config  # noqa: E402
 from anamnesis.memory import open_memory  # noqa: E402
-from anamnesis.queries import run_sync, search_plan  # noqa: E402
-from anamnesis.search import SearchFilters, search  # noqa: E402
+from anamnesis.queries import run_sync, search, search_plan  # noqa: E402
+from anamnesis.search import SearchFilters  # noqa: E402
 from anamnesis.static_recall import static_search_plan  # noqa: E402
 
 SEARCH_P50_TARGET = 0.015
