@@ -32,9 +32,10 @@ import anyio
 import anyio.to_thread
 
 from anamnesis.atomic import atomic_write
+from anamnesis.capture.conversation import conversation
 from anamnesis.capture.llm import ModelSummary, build_input, summarize
 from anamnesis.capture.summary import Summary, facts_section, heuristic_summary, is_trivial
-from anamnesis.capture.transcript import SessionDigest, TranscriptCursor, conversation, read_transcript
+from anamnesis.capture.transcript import SessionDigest, TranscriptCursor, read_transcript
 from anamnesis.config import ReflectionSettings
 from anamnesis.errors import NoteNotFoundError, NoteValidationError
 from anamnesis.ids import encode_ulid
