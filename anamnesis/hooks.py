@@ -355,7 +355,9 @@ def _remember_shown(config: Any, payload: Mapping[str, Any], ids: list[str], res
 
     shown = set() if reset else _shown(config, payload)
     shown.update(ids)
-    atomic_write(path, json.dumps({"shown": sorted(shown), "updated": time.time()}))
+    # What this session was already shown: a cache, so no fsync on the prompt's path (a crash
+    # loses it and a note is shown twice), but never read half-written.
+    atomic_write(path, json.dumps({"shown": sorted(shown), "updated": time.time()}), durable=False)
 
 
 def _log(state_dir: Path, event: str, message: str) -> None:

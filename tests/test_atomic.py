@@ -70,6 +70,18 @@ def test_mode_none_keeps_the_mode_of_the_file_it_replaces(tmp_path: Path) -> Non
     assert mode_of(fresh) == 0o644
 
 
+def test_a_cache_written_without_fsync_is_still_replaced_whole(tmp_path: Path) -> None:
+    target = tmp_path / "cache" / "shown.json"
+    atomic_write(target, "old", durable=False)
+
+    with pytest.raises(UnicodeEncodeError):
+        atomic_write(target, "new \udc00", durable=False)
+    atomic_write(target, '{"shown": []}', durable=False)
+
+    assert target.read_text() == '{"shown": []}'
+    assert entries(target.parent) == ["shown.json"]
+
+
 def test_bytes_are_written_as_they_are(tmp_path: Path) -> None:
     target = tmp_path / "blob"
     atomic_write(target, b"\x00\xff\r\n")
