@@ -279,7 +279,15 @@ def read_regular_file(name: str, *, dir_fd: int | None = None, shown: str | None
         if exc.errno == errno.ELOOP:
             raise UnsafePathError(f"{shown or name} is a symbolic link; Anamnesis does not follow links") from exc
         raise
-    with os.fdopen(fd, "rb") as handle:
-        if not stat_module.S_ISREG(os.fstat(fd).st_mode):
+    try:
+        stat = os.fstat(fd)
+        if not stat_module.S_ISREG(stat.st_mode):
             raise UnsafePathError(f"{shown or name} is not a regular file")
-        return handle.read()
+        # Plain reads of the size fstat gave, not a buffered file object: a rebuild reads every
+        # note, and the wrapper cost a third of the time of reading a small file.
+        parts = [os.read(fd, stat.st_size + 1)]
+        while parts[-1]:
+            parts.append(os.read(fd, 1 << 16))
+        return b"".join(parts)
+    finally:
+        os.close(fd)

@@ -20,6 +20,8 @@ CORE = (
     "ids",
     "store",
     "index",
+    "index_refresh",
+    "index_schema",
     "search",
     "queries",
     "shapes",

@@ -6,7 +6,7 @@ import os
 import sqlite3
 import tempfile
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import anyio
@@ -547,3 +547,67 @@ async def test_a_bulk_load_cancelled_halfway_leaves_the_index_as_it_was(layout: 
     assert report.added == BULK_MIN + 10
     await index.execute_fetchall("INSERT INTO notes_fts(notes_fts) VALUES ('integrity-check')")
     assert len(await ids_found(index, "zebra1")) > 0
+
+
+async def _contents(index: SearchIndex) -> dict[str, object]:
+    """Everything a query can see, without the primary keys a load happens to give."""
+    return {
+        "notes": sorted(
+            tuple(row)
+            for row in await index.execute_fetchall(
+                "SELECT id, type, title, body, tags, project, scope, path, hash FROM notes"
+            )
+        ),
+        "tags": sorted(
+            tuple(row)
+            for row in await index.execute_fetchall(
+                "SELECT n.id, t.tag FROM note_tags t JOIN notes n ON n.pk = t.note_pk"
+            )
+        ),
+        "supersessions": sorted(
+            tuple(row)
+            for row in await index.execute_fetchall(
+                "SELECT n.id, s.superseded_id FROM supersessions s JOIN notes n ON n.pk = s.note_pk"
+            )
+        ),
+        "problems": sorted(tuple(row) for row in await index.execute_fetchall("SELECT path, reason FROM problems")),
+    }
+
+
+async def test_a_bulk_load_gives_the_index_that_taking_the_notes_in_a_few_at_a_time_gives(
+    layout: Layout, index: SearchIndex, tmp_path: Path
+) -> None:
+    notes = _many_notes(layout, BULK_MIN + 10)
+    newer = make_note("01JD3W6Q2M8Z4T9K7B5X0R1C2V", title="Newer", tags=("a", "b"), supersedes=(notes[0].id,))
+    put_note(layout, newer)
+    put_note(layout, replace(notes[1], scope="machine-local"))  # the same id in a second file
+    put(layout, "memory/episodic/broken.md", "no front matter here")
+    paths = sorted(str(p.relative_to(layout.home)) for p in layout.home.glob("*/*/*.md"))
+
+    report = await index.refresh()  # empty: one bulk load
+
+    assert report.added == len(notes) + 1
+    one_at_a_time = await SearchIndex.open(tmp_path / "other.db", NoteStore(layout))
+    try:
+        for start in range(0, len(paths), 100):
+            await one_at_a_time.refresh(paths[start : start + 100])
+        assert await _contents(index) == await _contents(one_at_a_time)
+    finally:
+        await one_at_a_time.aclose()
+    duplicate = [p for p in report.problems if "duplicate id" in p.reason]
+    assert len(duplicate) == 1
+    assert await index.superseded_by(notes[0].id) == [newer.id]
+
+
+async def test_a_bulk_load_clears_the_problem_of_a_file_that_parses_now(layout: Layout, index: SearchIndex) -> None:
+    broken = put(layout, "memory/semantic/01JD3W6Q2M8Z4T9K7B5X0R1C2V.md", "no front matter yet")
+    await index.refresh()
+    assert [p.path for p in await index.problems()] == ["memory/semantic/01JD3W6Q2M8Z4T9K7B5X0R1C2V.md"]
+    _many_notes(layout, BULK_MIN)
+    broken.write_text(render_note(make_note("01JD3W6Q2M8Z4T9K7B5X0R1C2V", title="Fixed at last")))
+
+    report = await index.refresh()  # still no notes in the index: the bulk path
+
+    assert report.added == BULK_MIN + 1
+    assert report.problems == []
+    assert await ids_found(index, "fixed") == ["01JD3W6Q2M8Z4T9K7B5X0R1C2V"]
