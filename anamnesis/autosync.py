@@ -24,6 +24,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from anamnesis.atomic import atomic_write
 from anamnesis.config import Config, Layout
 
 if TYPE_CHECKING:
@@ -155,7 +156,4 @@ def record_heard(layout: Layout, peers: Mapping[str, str]) -> None:
             return
     except OSError:
         pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write(path, text)

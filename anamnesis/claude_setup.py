@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from anamnesis.atomic import atomic_write
 from anamnesis.errors import ConfigError
-from anamnesis.store import atomic_write_text
 
 SERVER_NAME = "anamnesis"
 READ_ONLY_TOOLS = ("memory_search", "memory_get", "memory_list", "memory_status")
@@ -50,12 +50,25 @@ class ClaudePaths:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> ClaudePaths:
-        configured = environ.get("CLAUDE_CONFIG_DIR")
-        home = Path(environ.get("HOME") or Path.home())
-        if configured:
-            base = Path(configured).expanduser()
+        base = claude_config_dir(environ)
+        if environ.get("CLAUDE_CONFIG_DIR"):
             return cls(settings=base / "settings.json", state_file=base / ".claude.json")
-        return cls(settings=home / ".claude" / "settings.json", state_file=home / ".claude.json")
+        return cls(settings=base / "settings.json", state_file=base.parent / ".claude.json")
+
+
+def claude_config_dir(environ: Mapping[str, str]) -> Path:
+    """Claude Code's config folder: `CLAUDE_CONFIG_DIR`, else `~/.claude`.
+
+    `~` and `~/…` are the HOME of `environ` (the environment Claude Code runs in, which need not
+    be this process's); `~user/…` is that user's home directory, as a shell would expand it.
+    """
+    home = Path(environ.get("HOME") or Path.home())
+    configured = environ.get("CLAUDE_CONFIG_DIR")
+    if not configured:
+        return home / ".claude"
+    if configured == "~" or configured.startswith("~/"):
+        return home / configured[2:]
+    return Path(os.path.expanduser(configured))
 
 
 @dataclass(slots=True)
@@ -205,12 +218,12 @@ def apply(plan: SetupPlan, record: Path) -> list[Path]:
             continue
         if old is not None:
             backup = path.with_name(f"{path.name}.anamnesis-{stamp}.bak")
-            atomic_write_text(backup, old)
+            atomic_write(backup, old, mode=0o600)  # a copy of a file that may hold a token
             backups.append(backup)
-        atomic_write_text(path, new)
+        atomic_write(path, new, mode=None)  # Claude Code's file keeps the mode its owner gave it
     previous = _read_record(record)
     added = sorted(set(previous.get("permissions", [])) | set(plan.added_permissions))
-    atomic_write_text(record, _dump({"permissions": added, "server": SERVER_NAME}))
+    atomic_write(record, _dump({"permissions": added, "server": SERVER_NAME}))
     return backups
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from anamnesis.atomic import atomic_write
 from anamnesis.errors import ConfigError
 
 CONFIG_FILE = "config.json"
@@ -162,16 +163,7 @@ def read_config_file(path: Path) -> dict[str, Any]:
 
 def write_config_file(path: Path, data: Mapping[str, Any]) -> None:
     """Write config.json atomically with mode 0600 (it may hold an API key)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2, sort_keys=True)
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(data, indent=2, sort_keys=True) + "\n", mode=0o600)
 
 
 def load_config(home: Path, environ: Mapping[str, str]) -> Config:

@@ -346,12 +346,13 @@ def _remember_shown(config: Any, payload: Mapping[str, Any], ids: list[str], res
     path = _session_file(config, payload)
     if path is None:
         return
+    from anamnesis.atomic import atomic_write
+
     shown = set() if reset else _shown(config, payload)
     shown.update(ids)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp-{os.getpid()}")
-    tmp.write_text(json.dumps({"shown": sorted(shown), "updated": time.time()}), encoding="utf-8")
-    os.replace(tmp, path)
+    # What this session was already shown: a cache, so no fsync on the prompt's path (a crash
+    # loses it and a note is shown twice), but never read half-written.
+    atomic_write(path, json.dumps({"shown": sorted(shown), "updated": time.time()}), durable=False)
 
 
 def _log(state_dir: Path, event: str, message: str) -> None:

@@ -30,10 +30,11 @@ from anamnesis.queries import (
     hits_plan,
     index_stamp_plan,
     scope_plan,
+    search,
     term_counts_plan,
     vectors_plan,
 )
-from anamnesis.search import DEFAULT_LIMIT, MAX_LIMIT, Hit, SearchFilters, build_query, clamp_limit, search
+from anamnesis.search import DEFAULT_LIMIT, MAX_LIMIT, Hit, SearchFilters, build_query, clamp_limit
 
 if TYPE_CHECKING:
     from anamnesis.embedding import Embedder

@@ -16,7 +16,14 @@ _SAFE_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 def new_ulid(now_ms: int | None = None) -> str:
     """A fresh ULID: 48 bits of milliseconds, then 80 random bits, in Crockford base32."""
     ms = int(time.time() * 1000) if now_ms is None else now_ms
-    value = (ms << 80) | int.from_bytes(os.urandom(10), "big")
+    return encode_ulid(ms, int.from_bytes(os.urandom(10), "big"))
+
+
+def encode_ulid(ms: int, entropy: int) -> str:
+    """The ULID of `ms` (milliseconds since the epoch, 48 bits) and `entropy` (80 bits)."""
+    if not 0 <= ms < 1 << 48 or not 0 <= entropy < 1 << 80:
+        raise ValueError(f"a ULID holds 48 bits of time and 80 of entropy (got {ms}, {entropy})")
+    value = (ms << 80) | entropy
     chars = []
     for _ in range(26):
         chars.append(_CROCKFORD[value & 31])

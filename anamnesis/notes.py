@@ -2,22 +2,21 @@
 
 The format is the one anamnesis-memory 0.1.3 reads and writes (same keys, same order, same
 enumerations), so a store written by either tool works with the other. Keys this version does
-not model are kept in `Note.extra` and written back unchanged.
+not model are kept in `Note.extra` and written back unchanged. Turning the front matter's text
+into a mapping and back, safely and fast, is `front_matter`'s job; what its keys mean is here.
 """
 
 from __future__ import annotations
 
-import functools
 import math
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from anamnesis.errors import NoteFormatError, NoteValidationError
+from anamnesis.front_matter import dump_front_matter, read_front_matter, split_front_matter
 from anamnesis.ids import is_safe_id
-from anamnesis.plain_front_matter import PlainReader
 
 NOTE_TYPES = ("procedural", "semantic", "episodic")
 SCOPES = ("portable", "machine-local")
@@ -30,10 +29,6 @@ MAX_TAGS = 32
 MAX_TAG_CHARS = 64
 MAX_PROJECT_CHARS = 256
 MAX_FIELD_CHARS = 256  # machine_id, user_id, workspace_id, prov_model, prov_session
-# Front matter arrives from every machine of the fleet: bounded in size, nesting and
-# (no aliases) expansion, so a 555-byte "billion laughs" cannot eat the machine.
-MAX_FRONT_MATTER_CHARS = 65_536
-MAX_NESTING = 16
 MAX_EXTRA_VALUES = 1_000
 
 # Front-matter keys in the order 0.1.3 writes them; optional ones are left out when empty.
@@ -56,40 +51,6 @@ _KEY_ORDER = (
     "tags",
 )
 _KNOWN_KEYS = frozenset(_KEY_ORDER)
-
-
-@functools.cache
-def _yaml() -> tuple[Any, Any, Any]:
-    """(yaml module, loader, dumper), built on first use: PyYAML costs ~10 ms to import, and a
-    hook answering from the index never parses a note.
-
-    The loader is safe YAML without the timestamp resolver (`2026-11-20T10:00:00Z` stays a
-    string); the dumper is safe YAML that keeps NEL and line/paragraph separators (PyYAML
-    folds them in '…' style).
-    """
-    import yaml
-
-    base = yaml.CSafeLoader if hasattr(yaml, "CSafeLoader") else yaml.SafeLoader
-
-    class FrontMatterLoader(base):  # type: ignore[misc,valid-type]
-        pass
-
-    FrontMatterLoader.yaml_implicit_resolvers = {
-        first: [pair for pair in resolvers if pair[0] != "tag:yaml.org,2002:timestamp"]
-        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-    }
-
-    class FrontMatterDumper(yaml.SafeDumper):
-        pass
-
-    def represent_text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-        style = '"' if any(ch in value for ch in "\x85\u2028\u2029") else None
-        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
-
-    FrontMatterDumper.add_representer(str, represent_text)
-    # Never write an anchor and alias for a value met twice: the parser refuses aliases.
-    FrontMatterDumper.ignore_aliases = lambda self, data: True  # type: ignore[method-assign]
-    return yaml, FrontMatterLoader, FrontMatterDumper
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +78,21 @@ class Note:
 
     def with_changes(self, **changes: Any) -> Note:
         return replace(self, **changes)
+
+
+@dataclass(frozen=True, slots=True)
+class NoteHeader:
+    """What every listing shows of a note, without its body: lists (`queries.NoteSummary`) and
+    search results (`search.Hit`) extend it, so the two never drift apart."""
+
+    id: str
+    type: str
+    title: str
+    project: str
+    scope: str
+    tags: tuple[str, ...]
+    created_at: str
+    updated_at: str
 
 
 def utc_now() -> str:
@@ -226,46 +202,13 @@ def render_note(note: Note) -> str:
     for key, value in note.extra.items():
         if key not in _KNOWN_KEYS:
             data[key] = value
-    yaml, _, dumper = _yaml()
-    front = yaml.dump(
-        data, Dumper=dumper, sort_keys=False, default_flow_style=None, allow_unicode=True, width=1_000_000
-    )
-    body = normalize_body(note.body)
-    return f"---\n{front}---\n{body}\n"
-
-
-def split_front_matter(text: str, path: str | None = None) -> tuple[str, str]:
-    """(front-matter YAML, body) of a note file's text; `NoteFormatError` when there is none."""
-    text = text.replace("\r\n", "\n")
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    if not text.startswith("---\n"):
-        raise NoteFormatError("does not start with a '---' front-matter line", path)
-    end = text.find("\n---\n", 3)
-    if end == -1:
-        if text.endswith("\n---"):
-            end = len(text) - 4
-        else:
-            raise NoteFormatError("front-matter is not closed by a '---' line", path)
-    return text[4 : end + 1], text[end + 5 :]
+    return f"---\n{dump_front_matter(data)}---\n{normalize_body(note.body)}\n"
 
 
 def parse_note(text: str, path: str | None = None) -> Note:
     """Read a note from its markdown text. Raises `NoteFormatError` with a reason users can act on."""
     front, body = split_front_matter(text, path)
-    yaml, loader, _ = _yaml()
-    try:
-        _check_front_matter_shape(yaml, loader, front, path)
-        data = _plain_front_matter(front)
-        if data is None:
-            data = yaml.load(front, Loader=loader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (front-matter line {mark.line + 1})" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise NoteFormatError(f"front-matter is not valid YAML{where}: {problem}", path) from exc
-    if not isinstance(data, dict):
-        raise NoteFormatError("front-matter is not a mapping of keys to values", path)
+    data = read_front_matter(front, path)
     _check_extra_values(data, path)
     for required in ("id", "type", "title"):
         if data.get(required) in (None, ""):
@@ -298,56 +241,6 @@ def parse_note(text: str, path: str | None = None) -> Note:
     except NoteValidationError as exc:
         raise NoteFormatError(str(exc), path) from exc
     return note
-
-
-# -- a fast path for the front matter `render_note` writes --------------------------------------
-
-
-def _plain_front_matter(front: str) -> dict[str, Any] | None:
-    """The front matter as YAML would read it, or None for YAML to read (see plain_front_matter)."""
-    return _plain_reader().read(front)
-
-
-@functools.cache
-def _plain_reader() -> PlainReader:
-    return PlainReader(_resolvable())
-
-
-@functools.cache
-def _resolvable() -> dict[str, re.Pattern[str]]:
-    """First character -> one pattern matching what YAML's implicit resolvers read as not text."""
-    _, loader, _ = _yaml()
-    return {
-        first: re.compile("|".join(f"(?:{pattern.pattern})" for _, pattern in pairs), re.X)
-        for first, pairs in loader.yaml_implicit_resolvers.items()
-        if first is not None
-    }
-
-
-def _check_front_matter_shape(yaml: Any, loader: Any, front: str, path: str | None) -> None:
-    """Refuse, before building anything, front matter that could expand without bound or nest
-    deep enough to overflow the C parser's stack (30,000 `[` crash the process).
-
-    The event scan is cheap but not free, so it runs only when the text could hold an alias
-    (`*`) or more flow brackets than MAX_NESTING; block nesting is bounded by the size cap.
-    """
-    if len(front) > MAX_FRONT_MATTER_CHARS:
-        raise NoteFormatError(f"front-matter is {len(front)} characters; at most {MAX_FRONT_MATTER_CHARS}", path)
-    if "*" not in front and front.count("[") + front.count("{") <= MAX_NESTING:
-        return
-    depth = 0
-    for event in yaml.parse(front, Loader=loader):
-        if isinstance(event, yaml.AliasEvent):
-            raise NoteFormatError(
-                "front-matter uses a YAML alias (*name); notes never need one, and aliases can expand without bound",
-                path,
-            )
-        if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
-            depth += 1
-            if depth > MAX_NESTING:
-                raise NoteFormatError(f"front-matter nests deeper than {MAX_NESTING} levels", path)
-        elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
-            depth -= 1
 
 
 def _check_extra_values(data: dict[Any, Any], path: str | None) -> None:

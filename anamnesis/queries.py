@@ -6,6 +6,8 @@ the service) and `run_sync` on a plain `sqlite3` connection, which is what lets 
 hooks answer without importing asyncio, anyio or aiosqlite (~35 ms of every hook). A query the
 database rejects is thrown back into the plan at its `yield`, so error handling stays here too.
 
+`search` drives the search plan on an index: the one search every surface runs.
+
 This module imports only the standard library and the value modules.
 """
 
@@ -16,9 +18,10 @@ import sqlite3
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from anamnesis.errors import QueryError
+from anamnesis.notes import NoteHeader
 from anamnesis.search import (
     DEFAULT_LIMIT,
     HIGHLIGHT_CLOSE,
@@ -30,6 +33,9 @@ from anamnesis.search import (
     build_query,
     clamp_limit,
 )
+
+if TYPE_CHECKING:
+    from anamnesis.index import SearchIndex
 
 T = TypeVar("T")
 Query = tuple[str, Sequence[Any]]
@@ -51,17 +57,9 @@ SUMMARY_COLUMNS = (
 
 
 @dataclass(frozen=True, slots=True)
-class NoteSummary:
+class NoteSummary(NoteHeader):
     """What lists show of a note: no body."""
 
-    id: str
-    type: str
-    title: str
-    project: str
-    scope: str
-    tags: tuple[str, ...]
-    created_at: str
-    updated_at: str
     machine_id: str
     path: str
 
@@ -97,6 +95,21 @@ def answer_in_step(path: Path, timeout: float, stamp: Callable[[], str], plan: P
         return run_sync(connection, plan)
     finally:
         connection.close()
+
+
+async def search(
+    index: SearchIndex,
+    text: str,
+    filters: SearchFilters = SearchFilters(),
+    limit: int | None = DEFAULT_LIMIT,
+    *,
+    max_limit: int = MAX_LIMIT,
+) -> list[Hit]:
+    """Ranked hits for `text`: strict matches first, then relaxed ones, at most `limit`.
+
+    `max_limit` exists for benchmarks (recall@100); every user-facing caller keeps 50.
+    """
+    return await index.run(search_plan(text, filters, limit, max_limit))
 
 
 # -- plans ------------------------------------------------------------------------------------

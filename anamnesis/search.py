@@ -2,21 +2,21 @@
 
 `build_query` is pure and total: whatever the text (FTS5 operators, quotes, NUL bytes, emoji),
 each word becomes a double-quoted FTS5 string, so no user input reaches FTS5 syntax. Stopwords
-do not count, unless the query has nothing else. `search` is the one search every caller uses
-(MCP, CLI, hooks, dashboard): a strict AND match ranked by BM25 (title above tags above body),
-then, when that finds fewer than asked for, a relaxed OR match fills the rest.
+do not count, unless the query has nothing else. `queries.search` is the one search every caller
+uses (MCP, CLI, hooks, dashboard): a strict AND match ranked by BM25 (title above tags above
+body), then, when that finds fewer than asked for, a relaxed OR match fills the rest.
+
+This module holds the values and the pure query builder; `queries` builds on it, never the
+other way round.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from anamnesis.errors import QueryError
-
-if TYPE_CHECKING:
-    from anamnesis.index import SearchIndex
+from anamnesis.notes import NoteHeader
 
 DEFAULT_LIMIT = 8
 MAX_LIMIT = 50
@@ -207,17 +207,9 @@ class SearchFilters:
 
 
 @dataclass(frozen=True, slots=True)
-class Hit:
+class Hit(NoteHeader):
     """One search result. `snippet` marks matched words with HIGHLIGHT_OPEN/CLOSE."""
 
-    id: str
-    type: str
-    title: str
-    project: str
-    scope: str
-    tags: tuple[str, ...]
-    created_at: str
-    updated_at: str
     score: float
     snippet: str
     match: str  # "strict" or "relaxed"
@@ -257,20 +249,3 @@ def clamp_limit(limit: int | None, max_limit: int = MAX_LIMIT) -> int:
     if limit < 1:
         raise QueryError(f"limit must be at least 1 (got {limit})")
     return min(limit, max_limit)
-
-
-async def search(
-    index: SearchIndex,
-    text: str,
-    filters: SearchFilters = SearchFilters(),
-    limit: int | None = DEFAULT_LIMIT,
-    *,
-    max_limit: int = MAX_LIMIT,
-) -> list[Hit]:
-    """Ranked hits for `text`: strict matches first, then relaxed ones, at most `limit`.
-
-    `max_limit` exists for benchmarks (recall@100); every user-facing caller keeps 50.
-    """
-    from anamnesis.queries import search_plan  # it builds on this module's values
-
-    return await index.run(search_plan(text, filters, limit, max_limit))

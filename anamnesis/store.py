@@ -16,11 +16,12 @@ import errno
 import hashlib
 import os
 import stat as stat_module
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from anamnesis.atomic import NOFOLLOW, atomic_write, open_dir_below
 from anamnesis.config import Layout
 from anamnesis.errors import NoteFormatError, NoteValidationError, UnsafePathError
 from anamnesis.ids import is_safe_id
@@ -28,8 +29,6 @@ from anamnesis.notes import NOTE_TYPES, SCOPES, Note, parse_note, render_note, v
 
 NOTE_SUFFIX = ".md"
 _T = TypeVar("_T")
-_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 _NONBLOCK = getattr(os, "O_NONBLOCK", 0)  # a FIFO planted as a note must not block the open
 
 
@@ -162,7 +161,7 @@ class NoteStore:
         """Write `note` atomically at its path; remove any copy at an old type or scope path."""
         validate_note(note)
         path = self.path_for(note.id, note.type, note.scope)
-        atomic_write_text(path, render_note(note), root=self.roots[note.scope])
+        atomic_write(path, render_note(note), root=self.roots[note.scope])
         for other in self.candidates(note.id):
             if other != path:
                 self._unlink(other)
@@ -275,48 +274,13 @@ def _is_real_dir(path: Path) -> bool:
         return False
 
 
-def open_dir_below(root: Path, parts: Sequence[str], *, create: bool = False) -> int:
-    """A descriptor of `root/parts…`, each part opened without following a symbolic link.
-
-    `root` itself is trusted (the user may link their home or memory/ elsewhere); below it, a
-    link or a non-directory is `UnsafePathError`, a missing directory `FileNotFoundError`
-    (or, with `create`, made). The caller closes the descriptor.
-    """
-    if create:
-        root.mkdir(parents=True, exist_ok=True)
-    fd = os.open(root, os.O_RDONLY | _DIRECTORY)
-    try:
-        for part in parts:
-            try:
-                child = os.open(part, os.O_RDONLY | _DIRECTORY | _NOFOLLOW, dir_fd=fd)
-            except FileNotFoundError:
-                if not create:
-                    raise
-                with contextlib.suppress(FileExistsError):
-                    os.mkdir(part, 0o755, dir_fd=fd)
-                child = os.open(part, os.O_RDONLY | _DIRECTORY | _NOFOLLOW, dir_fd=fd)
-            except OSError as exc:
-                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-                    raise UnsafePathError(
-                        f"{root.joinpath(part)} is a symbolic link or not a directory; Anamnesis does not follow it"
-                    ) from exc
-                raise
-            os.close(fd)
-            fd = child
-            root = root / part
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
-
-
 def read_regular_file(name: str, *, dir_fd: int | None = None, shown: str | None = None) -> bytes:
     """The bytes of the regular file `name` (relative to `dir_fd`), never through a link at it.
 
     `UnsafePathError` for a link, FIFO, device or directory; `FileNotFoundError` when missing.
     """
     try:
-        fd = os.open(name, os.O_RDONLY | _NOFOLLOW | _NONBLOCK, dir_fd=dir_fd)
+        fd = os.open(name, os.O_RDONLY | NOFOLLOW | _NONBLOCK, dir_fd=dir_fd)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise UnsafePathError(f"{shown or name} is a symbolic link; Anamnesis does not follow links") from exc
@@ -333,35 +297,3 @@ def read_regular_file(name: str, *, dir_fd: int | None = None, shown: str | None
         return b"".join(parts)
     finally:
         os.close(fd)
-
-
-def atomic_write_text(path: Path, text: str, *, root: Path | None = None) -> None:
-    """Write via a temp file in the same directory, fsync, then rename over the target.
-
-    With `root`, every directory from `root` down to the file is reached without following a
-    symbolic link (see `open_dir_below`), and a link at the target is refused, not replaced.
-    """
-    base = root if root is not None else path.parent
-    dir_fd = open_dir_below(base, path.parent.relative_to(base).parts, create=True)
-    try:
-        if root is not None:
-            with contextlib.suppress(FileNotFoundError):
-                if stat_module.S_ISLNK(os.stat(path.name, dir_fd=dir_fd, follow_symlinks=False).st_mode):
-                    raise UnsafePathError(f"{path} is a symbolic link; Anamnesis does not write through links")
-        tmp_name = f".{path.name}.{os.urandom(6).hex()}.tmp"
-        fd = os.open(tmp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600, dir_fd=dir_fd)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-                os.fchmod(handle.fileno(), 0o644)
-            os.replace(tmp_name, path.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp_name, dir_fd=dir_fd)
-            raise
-        with contextlib.suppress(OSError):
-            os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)

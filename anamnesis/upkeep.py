@@ -29,6 +29,7 @@ from typing import Any
 
 import anyio
 
+from anamnesis.atomic import atomic_write
 from anamnesis.config import Config, Layout
 from anamnesis.errors import BusyError, GitError
 from anamnesis.gitrepo import STALE_GIT_LOCK_AGE, GitRepo
@@ -200,10 +201,7 @@ async def _run(config: Config) -> UpkeepRecord:
 
 def _save(layout: Layout, record: UpkeepRecord) -> None:
     path = layout.state_dir / _RECORD
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(record.as_dict(), indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(record.as_dict(), indent=2) + "\n")
 
 
 def _remove_stale_pack_temporaries(git_dir: Path) -> None:

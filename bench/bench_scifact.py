@@ -10,7 +10,7 @@ a cached home under bench/out/ and indexed once. A title longer than the note fo
 (200 characters; 41 of them) keeps its first words in the title and the rest opens the body, so
 every word is still indexed exactly once.
 
-- ours: `anamnesis.search.search(index, claim, limit=100, max_limit=100)`;
+- ours: `anamnesis.queries.search(index, claim, limit=100, max_limit=100)`;
 - floor: plain FTS5 on the same database: the claim's \\w+ tokens each double-quoted, joined with
   OR, `ORDER BY bm25(notes_fts)` (equal column weights), LIMIT 100, on a plain aiosqlite connection;
 - variants: our query pipeline re-played in SQL with one knob changed at a time (stopwords,
@@ -45,8 +45,8 @@ from anamnesis.config import Layout, load_config  # noqa: E402
 from anamnesis.home import init_home  # noqa: E402
 from anamnesis.index import SearchIndex  # noqa: E402
 from anamnesis.notes import MAX_TITLE_CHARS, Note, render_note  # noqa: E402
-from anamnesis.queries import WEIGHT_BODY, WEIGHT_TAGS, WEIGHT_TITLE  # noqa: E402
-from anamnesis.search import query_terms, search  # noqa: E402
+from anamnesis.queries import WEIGHT_BODY, WEIGHT_TAGS, WEIGHT_TITLE, search  # noqa: E402
+from anamnesis.search import query_terms  # noqa: E402
 from anamnesis.store import NoteStore  # noqa: E402
 
 DATA = Path("/work/shared/data/scifact")

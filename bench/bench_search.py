@@ -4,7 +4,7 @@
     python bench/bench_search.py --notes 100000    # 100k (target p50 ≤ 40 ms); builds the index once
 
 In process: ~200 queries of 1-4 words drawn from the corpus vocabulary (bench/generate.py), through
-`anamnesis.search.search(index, text, filters, limit=8)` without filters and with a project filter
+`anamnesis.queries.search(index, text, filters, limit=8)` without filters and with a project filter
 (the project and global, as the MCP server asks); the floor is one raw FTS5 query per query text,
 `SELECT rowid FROM notes_fts WHERE notes_fts MATCH ? ORDER BY rank LIMIT 8`, with the strict
 (AND) expression `search` starts with, through a plain aiosqlite connection to the same db.
@@ -35,7 +35,8 @@ from generate import ensure_store, make_queries  # noqa: E402
 
 from anamnesis.config import Layout  # noqa: E402
 from anamnesis.index import SearchIndex  # noqa: E402
-from anamnesis.search import SearchFilters, build_query, search  # noqa: E402
+from anamnesis.queries import search  # noqa: E402
+from anamnesis.search import SearchFilters, build_query  # noqa: E402
 from anamnesis.store import NoteStore  # noqa: E402
 
 TARGET_P50 = {10_000: 0.010, 100_000: 0.040}

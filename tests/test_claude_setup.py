@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
+import pwd
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from anamnesis.claude_setup import ClaudePaths, claude_config_dir
 
 REPO = Path(__file__).resolve().parent.parent
 USER_SETTINGS = {
@@ -124,6 +129,40 @@ def test_init_honours_claude_config_dir(anamnesis_home: Path, tmp_path: Path) ->
     assert run("init", env=env).returncode == 0
     assert our_commands(json.loads((elsewhere / "settings.json").read_text()))
     assert "anamnesis" in json.loads((elsewhere / ".claude.json").read_text())["mcpServers"]
+
+
+def test_init_keeps_claude_codes_private_files_private(anamnesis_home: Path) -> None:
+    settings_path = seed_settings()
+    state_path = claude_dir() / ".claude.json"
+    for path in (settings_path, state_path):
+        path.chmod(0o600)  # the user's choice: .claude.json may hold an account token
+    assert run("init").returncode == 0
+    assert stat.S_IMODE(settings_path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(state_path.stat().st_mode) == 0o600
+    backups = list(claude_dir().glob("*.anamnesis-*.bak"))
+    assert len(backups) == 2
+    assert {stat.S_IMODE(b.stat().st_mode) for b in backups} == {0o600}
+
+
+@pytest.mark.parametrize("form", ["~/claude-here", "~{user}/claude-here"])
+def test_claude_config_dir_expands_either_tilde_form_the_way_a_shell_would(tmp_path: Path, form: str) -> None:
+    user = getpass.getuser()
+    environ = {"HOME": str(tmp_path / "their-home"), "CLAUDE_CONFIG_DIR": form.format(user=user)}
+    home = tmp_path / "their-home" if form.startswith("~/") else Path(pwd.getpwnam(user).pw_dir)
+
+    assert claude_config_dir(environ) == home / "claude-here"
+    paths = ClaudePaths.from_env(environ)  # init, uninstall and doctor read the same folder as import
+    assert (paths.settings, paths.state_file) == (
+        home / "claude-here" / "settings.json",
+        home / "claude-here" / ".claude.json",
+    )
+
+
+def test_without_claude_config_dir_claude_code_lives_in_home(tmp_path: Path) -> None:
+    environ = {"HOME": str(tmp_path)}
+    assert claude_config_dir(environ) == tmp_path / ".claude"
+    paths = ClaudePaths.from_env(environ)
+    assert (paths.settings, paths.state_file) == (tmp_path / ".claude" / "settings.json", tmp_path / ".claude.json")
 
 
 def test_written_hook_commands_run_and_fail_open(anamnesis_home: Path, tmp_path: Path) -> None:

@@ -19,7 +19,8 @@ from anamnesis.config import Layout
 from anamnesis.errors import IndexStateError
 from anamnesis.index import BULK_MIN, SCHEMA_VERSION, SearchIndex
 from anamnesis.notes import NOTE_TYPES, Note, render_note
-from anamnesis.search import SearchFilters, search
+from anamnesis.queries import search
+from anamnesis.search import SearchFilters
 from anamnesis.store import NoteStore
 
 pytestmark = pytest.mark.anyio

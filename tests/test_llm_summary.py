@@ -15,9 +15,9 @@ import anyio
 import anyio.to_thread
 import pytest
 
+from anamnesis.capture.conversation import Turn, conversation
 from anamnesis.capture.llm import RESULT_CHARS, build_input, summarize
 from anamnesis.capture.session import capture_session, cursor_path
-from anamnesis.capture.transcript import Turn, conversation
 from anamnesis.config import ReflectionSettings
 from anamnesis.memory import Memory
 from tests.conftest import both_backends

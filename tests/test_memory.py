@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from anamnesis.atomic import atomic_write
 from anamnesis.config import Config
 from anamnesis.errors import NoteNotFoundError, NoteValidationError, QueryError
 from anamnesis.ids import is_ulid
@@ -18,7 +19,6 @@ from anamnesis.index import SCHEMA_VERSION, encode_cursor
 from anamnesis.memory import Memory, NoteDraft, open_memory
 from anamnesis.notes import Note, render_note
 from anamnesis.search import HIGHLIGHT_CLOSE, HIGHLIGHT_OPEN, MAX_LIMIT, SearchFilters
-from anamnesis.store import atomic_write_text
 
 pytestmark = pytest.mark.anyio
 
@@ -408,7 +408,7 @@ async def test_note_saved_by_an_editor_is_found_by_next_search(memory: Memory) -
     await memory.search("cat")
 
     # Editors save by writing a new file and renaming it over the old one.
-    atomic_write_text(note_path(memory, note), render_note(note.with_changes(body="We have a dog.")))
+    atomic_write(note_path(memory, note), render_note(note.with_changes(body="We have a dog.")))
 
     assert await found(memory, "dog") == [note.id]
     assert await found(memory, "cat") == []

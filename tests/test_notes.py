@@ -393,7 +393,7 @@ def test_any_valid_note_survives_render_then_parse_unchanged(note: Note) -> None
 
 
 def _yaml_reading(front: str) -> object:
-    from anamnesis.notes import _yaml
+    from anamnesis.front_matter import _yaml
 
     _, loader, _ = _yaml()
     return yaml.load(front, Loader=loader)
@@ -411,7 +411,7 @@ def _typed(data: object) -> object:
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(notes())
 def test_the_fast_front_matter_reader_agrees_with_yaml_on_every_rendered_note(note: Note) -> None:
-    from anamnesis.notes import _plain_front_matter, split_front_matter
+    from anamnesis.front_matter import _plain_front_matter, split_front_matter
 
     front, _ = split_front_matter(render_note(note))
     fast = _plain_front_matter(front)
@@ -424,7 +424,7 @@ def test_the_fast_front_matter_reader_agrees_with_yaml_on_every_rendered_note(no
 def test_the_fast_front_matter_reader_never_reads_a_line_differently_from_yaml(
     lines: list[tuple[str, str]],
 ) -> None:
-    from anamnesis.notes import _plain_front_matter
+    from anamnesis.front_matter import _plain_front_matter
 
     front = "".join(f"{key}: {value}\n" for key, value in lines)
     fast = _plain_front_matter(front)

@@ -8,11 +8,12 @@ import anyio
 import anyio.to_thread
 import pytest
 
+from anamnesis.atomic import atomic_write
 from anamnesis.config import Layout
 from anamnesis.errors import NoteValidationError
 from anamnesis.ids import new_ulid
 from anamnesis.notes import Note, parse_note, render_note
-from anamnesis.store import NoteStore, atomic_write_text
+from anamnesis.store import NoteStore
 from tests.conftest import both_backends
 
 
@@ -72,7 +73,7 @@ def test_a_failed_write_leaves_the_old_content_and_no_temporary_file(tmp_path: P
     (target / "keep").write_text("old")
 
     with pytest.raises(IsADirectoryError):
-        atomic_write_text(target, "new content")
+        atomic_write(target, "new content")
 
     assert files_under(tmp_path / "notes") == ["a.md/keep"]
 
@@ -83,7 +84,7 @@ def test_atomic_write_replaces_the_file_in_one_step(tmp_path: Path) -> None:
     target.write_text("old")
     inode_before = target.stat().st_ino
 
-    atomic_write_text(target, "new")
+    atomic_write(target, "new")
 
     assert target.read_text() == "new"
     assert target.stat().st_ino != inode_before  # a rename, never a truncate-and-write
@@ -141,7 +142,7 @@ def test_changing_a_notes_scope_moves_it_out_of_the_synced_repo(store: NoteStore
 def test_directory_decides_the_scope_over_the_front_matter(store: NoteStore) -> None:
     note = make_note(scope="portable")
     path = store.layout.local_dir / "semantic" / f"{note.id}.md"
-    atomic_write_text(path, render_note(note))
+    atomic_write(path, render_note(note))
 
     assert store.read(path).scope == "machine-local"
 
@@ -150,7 +151,7 @@ def test_delete_removes_every_copy_of_a_note(store: NoteStore) -> None:
     note = make_note()
     store.write(note)
     stray_copy = store.layout.local_dir / "episodic" / f"{note.id}.md"
-    atomic_write_text(stray_copy, render_note(note.with_changes(type="episodic")))
+    atomic_write(stray_copy, render_note(note.with_changes(type="episodic")))
 
     removed = store.delete(note.id)
 

@@ -15,16 +15,16 @@ from typing import Any
 
 import pytest
 
+from anamnesis.capture.conversation import conversation
 from anamnesis.capture.transcript import (
     ASK_CHARS,
     MAX_FILES,
     OUTCOME_CHARS,
     SessionDigest,
     TranscriptCursor,
-    clean_compact_summary,
-    conversation,
     read_transcript,
 )
+from anamnesis.capture.transcript_records import clean_compact_summary
 
 SID = "11111111-2222-4333-8444-555555555555"
 CWD = "/home/dev/proj"

@@ -27,8 +27,8 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
+from anamnesis.capture.conversation import Turn
 from anamnesis.capture.redact import clip_redacted, redact
-from anamnesis.capture.transcript import Turn
 from anamnesis.config import ReflectionSettings
 from anamnesis.errors import ModelError
 

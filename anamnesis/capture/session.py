@@ -22,7 +22,6 @@ import json
 import logging
 import os
 import re
-import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -32,11 +31,14 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
+from anamnesis.atomic import atomic_write
+from anamnesis.capture.conversation import conversation
 from anamnesis.capture.llm import ModelSummary, build_input, summarize
 from anamnesis.capture.summary import Summary, facts_section, heuristic_summary, is_trivial
-from anamnesis.capture.transcript import SessionDigest, TranscriptCursor, conversation, read_transcript
+from anamnesis.capture.transcript import SessionDigest, TranscriptCursor, read_transcript
 from anamnesis.config import ReflectionSettings
 from anamnesis.errors import NoteNotFoundError, NoteValidationError
+from anamnesis.ids import encode_ulid
 from anamnesis.locks import file_lock
 from anamnesis.memory import Memory, NoteDraft
 from anamnesis.notes import GLOBAL_PROJECT, Note, normalize_body, normalize_tags
@@ -50,7 +52,6 @@ LOCK_TIMEOUT = 10.0
 # Claude Code keeps transcripts 30 days by default; a cursor outliving its transcript is useless.
 CURSOR_MAX_AGE = 45 * 24 * 3600
 
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _SAFE_KEY_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,100}")
 
 
@@ -97,12 +98,7 @@ def session_note_id(session_id: str, started_at: str | None) -> str:
     """
     ms = _epoch_ms(started_at) or 0
     entropy = int.from_bytes(hashlib.sha256(session_id.encode("utf-8")).digest()[:10], "big")
-    value = (min(ms, (1 << 48) - 1) << 80) | entropy
-    chars = []
-    for _ in range(26):
-        chars.append(_CROCKFORD[value & 31])
-        value >>= 5
-    return "".join(reversed(chars))
+    return encode_ulid(max(0, min(ms, (1 << 48) - 1)), entropy)
 
 
 def _epoch_ms(stamp: str | None) -> int | None:
@@ -324,18 +320,7 @@ def _load_state(path: Path, prune: bool = True) -> CaptureState:
 
 def _save_state(path: Path, state: CaptureState) -> None:
     """Write the cursor atomically (temp file, fsync, rename), readable by this user only."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(state.to_dict(), handle, ensure_ascii=False, separators=(",", ":"))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, json.dumps(state.to_dict(), ensure_ascii=False, separators=(",", ":")), mode=0o600)
 
 
 def _prune(directory: Path) -> None:

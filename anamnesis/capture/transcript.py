@@ -9,21 +9,32 @@ The format is undocumented and changes between Claude Code versions (see the int
 reference, section 4), so everything is read defensively: a line that is not JSON is counted
 and skipped, unknown types are ignored, a torn last line is left for the next read, and a line
 too long to hold is skipped except for the file path of an edit, sniffed from its head.
-Everything kept is capped, and text is redacted before it leaves this module.
+Everything kept is capped, and text is redacted before it leaves this module. What a record's
+pieces mean is in `transcript_records`; the whole conversation for a model, in `conversation`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
-import stat
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
-from typing import IO, Any
+from typing import Any
 
 from anamnesis.capture.redact import clip_redacted
+from anamnesis.capture.transcript_records import (
+    MAX_LINE_BYTES,
+    NOISE_PREFIXES,
+    REMINDER_RE,
+    clean_compact_summary,
+    has_tool_result,
+    loads,
+    open_transcript,
+    skip_line,
+    slash_command,
+    text_of,
+)
 
 ASK_CHARS = 2_000
 OUTCOME_CHARS = 2_000
@@ -32,7 +43,6 @@ LATER_ASKS = 5
 LATER_ASK_CHARS = 500
 MAX_FILES = 500
 PATH_CHARS = 1_024
-MAX_LINE_BYTES = 8 * 1024 * 1024
 # Raw text kept beyond a cap so that redaction sees a whole secret before the cut.
 _MARGIN = 1_024
 _HEAD_BYTES = 1_024  # how much of the file start identifies it across reads
@@ -40,26 +50,10 @@ _SNIFF_BYTES = 256 * 1024  # how much of an oversized line is searched for an ed
 _PROMPT_SCAN_CHARS = 65_536
 
 EDIT_TOOLS = {"Edit": "file_path", "Write": "file_path", "MultiEdit": "file_path", "NotebookEdit": "notebook_path"}
-NOISE_PREFIXES = (
-    "<command-message>",
-    "<local-command-",
-    "<system-reminder>",
-    "<task-notification>",
-    "<bash-input>",
-    "<bash-stdout>",
-    "<bash-stderr>",
-    "<user-memory-input>",
-    "Caveat:",
-    "[Request interrupted",
-    "This session is being continued",
-)
 
 _EDIT_NEEDLES = tuple(f'"name":"{name}"'.encode() for name in EDIT_TOOLS)
 _SNIFF_TOOL_RE = re.compile(rb'"name":"(?:Edit|Write|MultiEdit|NotebookEdit)"')
 _SNIFF_PATH_RE = re.compile(rb'"(?:file_path|notebook_path)":"((?:[^"\\]|\\.){1,2048}+)"')
-_REMINDER_RE = re.compile(r"<(system-reminder|ide_[a-z_]{1,40})>.*?</\1>", re.DOTALL)
-_COMMAND_NAME_RE = re.compile(r"<command-name>\s*(/?[^<\s]{1,100})\s*</command-name>")
-_COMMAND_ARGS_RE = re.compile(r"<command-args>([^<]{0,2000})</command-args>")
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,30 +144,6 @@ class TranscriptRead:
     restarted: bool  # the file was replaced or shrank, so it was read from the start
 
 
-def open_transcript(path: str | os.PathLike[str]) -> tuple[IO[bytes], int] | None:
-    """The transcript at `path`, open for reading, and its size now; None when it is not a
-    regular file we can read (missing, a directory, a FIFO, a device, a socket).
-
-    The path comes from a hook's payload: a FIFO would block `open` until a writer appears and
-    `/dev/zero` never ends, so the open never waits (O_NONBLOCK) and only a regular file is read,
-    no further than the size it had when opened.
-    """
-    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
-    try:
-        fd = os.open(path, flags)
-    except OSError:
-        return None
-    try:
-        info = os.fstat(fd)
-    except OSError:
-        os.close(fd)
-        return None
-    if not stat.S_ISREG(info.st_mode):
-        os.close(fd)
-        return None
-    return os.fdopen(fd, "rb"), info.st_size
-
-
 def read_transcript(
     path: str | os.PathLike[str],
     cursor: TranscriptCursor | None = None,
@@ -202,7 +172,7 @@ def read_transcript(
                 offset += len(line)
                 parsed += builder.feed(line)
             elif len(line) >= max_line_bytes:
-                rest, ended = _skip_line(handle, size - offset - len(line))
+                rest, ended = skip_line(handle, size - offset - len(line))
                 if not ended:
                     break  # an oversized line still being written
                 offset += len(line) + rest
@@ -210,7 +180,7 @@ def read_transcript(
             else:
                 # The last line has no newline yet. A prefix of a JSON object is never itself
                 # a JSON object, so if it parses it is whole; otherwise wait for the rest.
-                record = _loads(line)
+                record = loads(line)
                 if isinstance(record, dict):
                     offset += len(line)
                     parsed += 1
@@ -230,24 +200,6 @@ def _same_file(handle: Any, size: int, cursor: TranscriptCursor) -> bool:
         return False
     handle.seek(0)
     return hashlib.sha256(handle.read(cursor.head_len)).hexdigest() == cursor.head_sha
-
-
-def _skip_line(handle: Any, limit: int) -> tuple[int, bool]:
-    """Read past the rest of an oversized line, at most `limit` bytes: (bytes skipped, whether
-    a newline ended it)."""
-    skipped = 0
-    while chunk := handle.readline(min(1024 * 1024, limit - skipped)):
-        skipped += len(chunk)
-        if chunk.endswith(b"\n"):
-            return skipped, True
-    return skipped, False
-
-
-def _loads(line: bytes) -> Any:
-    try:
-        return json.loads(line)
-    except (ValueError, RecursionError):
-        return None
 
 
 def _wanted(line: bytes) -> bool:
@@ -286,7 +238,7 @@ class _Builder:
         """Take in one complete line; 1 if it was parsed, 0 if skipped unparsed."""
         if not _wanted(line):
             return 0
-        record = _loads(line)
+        record = loads(line)
         if isinstance(record, dict):
             self.dispatch(record)
         else:
@@ -321,17 +273,17 @@ class _Builder:
         message = record.get("message")
         content = message.get("content") if isinstance(message, dict) else None
         if record.get("isCompactSummary") is True:
-            self.summary = clean_compact_summary(_text_of(content)[: SUMMARY_CHARS * 4]) or self.summary
+            self.summary = clean_compact_summary(text_of(content)[: SUMMARY_CHARS * 4]) or self.summary
             return
-        if record.get("isMeta") is True or "toolUseResult" in record or _has_tool_result(content):
+        if record.get("isMeta") is True or "toolUseResult" in record or has_tool_result(content):
             return
-        text = _text_of(content)[:_PROMPT_SCAN_CHARS]
-        text = _REMINDER_RE.sub("", text).strip() if "<" in text else text.strip()
+        text = text_of(content)[:_PROMPT_SCAN_CHARS]
+        text = REMINDER_RE.sub("", text).strip() if "<" in text else text.strip()
         if not text:
             return
         if text.startswith("<command-name>"):
             if self.command is None:
-                self.command = _command(text)
+                self.command = slash_command(text)
             return
         if text.startswith(NOISE_PREFIXES):
             return
@@ -387,7 +339,7 @@ class _Builder:
         if b'"type":"assistant"' not in head or b'"isSidechain":true' in head or not _SNIFF_TOOL_RE.search(head):
             return
         for match in _SNIFF_PATH_RE.finditer(head):
-            path = _loads(b'"' + match.group(1) + b'"')
+            path = loads(b'"' + match.group(1) + b'"')
             if isinstance(path, str) and path.strip():
                 self._add_file(path.strip())
 
@@ -408,149 +360,3 @@ class _Builder:
             compactions=self.compactions,
             bad_lines=self.bad_lines,
         )
-
-
-def _text_of(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        texts = (b.get("text") for b in content if isinstance(b, dict) and b.get("type") == "text")
-        return "\n".join(t for t in texts if isinstance(t, str))
-    return ""
-
-
-def _has_tool_result(content: Any) -> bool:
-    return isinstance(content, list) and any(isinstance(b, dict) and b.get("type") == "tool_result" for b in content)
-
-
-def _command(text: str) -> str | None:
-    """`/name args` from a slash-command record (`<command-name>/name</command-name>…`)."""
-    name = _COMMAND_NAME_RE.search(text)
-    if name is None:
-        return None
-    args = _COMMAND_ARGS_RE.search(text)
-    command = name.group(1) if name.group(1).startswith("/") else "/" + name.group(1)
-    return f"{command} {args.group(1).strip()}".strip() if args else command
-
-
-_SUMMARY_PREAMBLE_ENDS = (
-    "The summary below covers the earlier portion of the conversation.",
-    "The conversation is summarized below:",
-)
-_SUMMARY_TRAILERS = (
-    "If you need specific details from before compaction",
-    "Please continue the conversation from where we left",
-)
-
-
-def clean_compact_summary(text: str) -> str:
-    """Claude's compaction summary without the boilerplate around it (and its local path)."""
-    text = _REMINDER_RE.sub("", text).strip()
-    if text.startswith("This session is being continued"):
-        for end in _SUMMARY_PREAMBLE_ENDS:
-            at = text.find(end)
-            if at != -1:
-                text = text[at + len(end) :]
-                break
-        else:
-            text = text.split("\n", 1)[1] if "\n" in text else ""
-    for trailer in _SUMMARY_TRAILERS:
-        at = text.find(trailer)
-        if at != -1:
-            text = text[:at]
-    text = text.strip()
-    if text.lower().startswith("summary:"):
-        text = text[len("summary:") :].strip()
-    return text
-
-
-# --- the conversation as text, for a model to summarize ----------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Turn:
-    """One step of the conversation: `user`, `assistant`, `tool` (a call), `result` or `summary`."""
-
-    role: str
-    text: str
-
-
-def conversation(path: str | os.PathLike[str], *, max_text: int = 65_536) -> Iterator[Turn]:
-    """The session's conversation from the start, as raw (unredacted) turns of bounded size.
-
-    Unlike `read_transcript` this reads every line, tool results included; it is for the
-    detached summarizer, not the hook.
-    """
-    opened = open_transcript(path)
-    if opened is None:
-        return
-    handle, size = opened
-    with handle:
-        read = 0
-        while line := handle.readline(min(MAX_LINE_BYTES, size - read)):
-            read += len(line)
-            if not line.endswith(b"\n") and len(line) >= MAX_LINE_BYTES:
-                skipped, _ended = _skip_line(handle, size - read)
-                read += skipped
-                continue
-            record = _loads(line)
-            if isinstance(record, dict) and record.get("isSidechain") is not True:
-                yield from _turns(record, max_text)
-
-
-def _turns(record: dict[str, Any], max_text: int) -> Iterator[Turn]:
-    kind = record.get("type")
-    message = record.get("message")
-    if kind not in ("user", "assistant") or not isinstance(message, dict):
-        return
-    content = message.get("content")
-    if kind == "user":
-        if record.get("isCompactSummary") is True:
-            yield Turn("summary", clean_compact_summary(_text_of(content))[:max_text])
-            return
-        if record.get("isMeta") is True:
-            return
-        if isinstance(content, list):
-            for block in content:
-                if isinstance(block, dict) and block.get("type") == "tool_result":
-                    label = "error" if block.get("is_error") is True else "result"
-                    yield Turn(label, _result_text(block.get("content"))[:max_text])
-        text = _text_of(content).strip()
-        if text.startswith("<command-name>"):
-            command = _command(text)
-            if command:
-                yield Turn("user", command)
-        elif text and not text.startswith(NOISE_PREFIXES):
-            yield Turn("user", _REMINDER_RE.sub("", text[:max_text]).strip())
-        return
-    blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
-    for block in blocks if isinstance(blocks, list) else ():
-        if not isinstance(block, dict):
-            continue
-        if block.get("type") == "text" and isinstance(block.get("text"), str) and block["text"].strip():
-            yield Turn("assistant", block["text"][:max_text])
-        elif block.get("type") == "tool_use":
-            yield Turn("tool", _tool_call(block)[:max_text])
-
-
-def _tool_call(block: dict[str, Any]) -> str:
-    name = str(block.get("name") or "tool")
-    tool_input = block.get("input")
-    if not isinstance(tool_input, dict):
-        return name
-    for key in ("file_path", "notebook_path", "command", "pattern", "url", "description"):
-        value = tool_input.get(key)
-        if isinstance(value, str) and value:
-            return f"{name} {value[:500]}"
-    return f"{name} {json.dumps(tool_input, ensure_ascii=False)[:500]}"
-
-
-def _result_text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return (
-            "\n".join(b["text"] for b in content if isinstance(b, dict) and isinstance(b.get("text"), str))
-            or "[non-text result]"
-        )
-    return ""

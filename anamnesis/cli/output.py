@@ -144,3 +144,12 @@ class ProgressBar:
         if self.shown:
             self.stream.write("\n")
             self.stream.flush()
+
+
+def semantic_line(semantic: dict[str, Any], embedded: int | None = None) -> str:
+    """One line on semantic search: its state, how many notes have a vector, and why not."""
+    counts = f"{semantic['embedded']}/{semantic['notes']} notes embedded"
+    fresh = f" ({embedded} just now)" if embedded else ""
+    if semantic["state"] in ("ready", "available"):
+        return f"semantic search on: {counts}{fresh}"
+    return f"semantic search {semantic['state']}, search is lexical only: {semantic['problem']} ({counts})"

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from anamnesis.cli.output import print_json
 
 if TYPE_CHECKING:  # the parser imports this module; the command's own imports wait until it runs
-    from anamnesis.cli.commands import IO
+    from anamnesis.cli.io import IO
     from anamnesis.config import Config
     from anamnesis.curation.proposals import Proposal
     from anamnesis.curation.reflect import Reflection, ReflectionRun

@@ -17,6 +17,7 @@ from typing import Any, TextIO
 import anyio
 
 from anamnesis.cli import commands
+from anamnesis.cli.io import IO
 from anamnesis.cli.output import human_stream, print_json
 from anamnesis.config import home_from_env, load_config
 from anamnesis.edges import EXIT_CODES, EXIT_INTERRUPTED, EXIT_OK, cli_message, lookup
@@ -25,9 +26,10 @@ from anamnesis.errors import AnamnesisError
 
 def _handler(name: str) -> Any:
     """The function for a parsed command: core commands first, then each layer's own."""
+    from anamnesis.cli import health_cli, home_cli
     from anamnesis.cli.layers import layer_modules
 
-    for module in (commands, *layer_modules()):
+    for module in (commands, home_cli, health_cli, *layer_modules()):
         function = getattr(module, name, None)
         if function is not None:
             return function
@@ -47,7 +49,7 @@ def run_command(args: argparse.Namespace, environ: Mapping[str, str], out: TextI
         if handler == "mcp":  # the MCP SDK runs its own event loop
             return commands.mcp(home, environ)
         config = load_config(home, environ)
-        io = commands.IO(out=out, err=err, environ=environ, cwd=Path.cwd(), stdin=sys.stdin)
+        io = IO(out=out, err=err, environ=environ, cwd=Path.cwd(), stdin=sys.stdin)
         function = _handler(handler)
         result: int = anyio.run(function, config, args, io)
         return result

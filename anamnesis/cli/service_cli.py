@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import anyio.to_thread
 
 if TYPE_CHECKING:  # the parser imports this module; the command's own imports wait until it runs
-    from anamnesis.cli.commands import IO
+    from anamnesis.cli.io import IO
     from anamnesis.config import Config
 
 CommandFactory = Callable[..., argparse.ArgumentParser]

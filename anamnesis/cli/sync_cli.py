@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 
-from anamnesis.cli.commands import IO
+from anamnesis.cli.io import IO
 from anamnesis.cli.output import print_json
 from anamnesis.config import Config
 

@@ -8,12 +8,12 @@ through the eval guard: a change that lowers eval recall@5 is refused unless `--
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the parser imports this module; the commands' own imports wait until they run
-    from anamnesis.cli.commands import IO
+    from anamnesis.cli.io import IO
     from anamnesis.config import Config
     from anamnesis.curation.dedup import DedupPlan
     from anamnesis.curation.importer import ImportPlan
@@ -191,15 +191,6 @@ def _write_dedup_plan(io: IO, plan: DedupPlan) -> None:
 # -- import ------------------------------------------------------------------------------------
 
 
-def claude_config_dir(environ: Mapping[str, str]) -> Path:
-    """Claude Code's config folder: `CLAUDE_CONFIG_DIR`, else `~/.claude` (as claude_setup)."""
-    home = environ.get("HOME") or str(Path.home())
-    configured = environ.get("CLAUDE_CONFIG_DIR")
-    if configured:
-        return Path(home + configured[1:] if configured.startswith("~") else configured)
-    return Path(home) / ".claude"
-
-
 def _user_path(text: str | None, io: IO) -> Path | None:
     """A path typed by the user: `~` is their HOME, a relative path is from their cwd."""
     if not text:
@@ -211,6 +202,7 @@ def _user_path(text: str | None, io: IO) -> Path | None:
 
 
 async def import_notes(config: Config, args: argparse.Namespace, io: IO) -> int:
+    from anamnesis.claude_setup import claude_config_dir
     from anamnesis.cli.output import ProgressBar, print_json
     from anamnesis.curation.importer import apply_import, plan_import
     from anamnesis.memory import open_memory

@@ -26,12 +26,12 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
+from anamnesis.atomic import atomic_write
 from anamnesis.config import Layout
 from anamnesis.errors import NoteValidationError, ProposalError, ProposalNotFoundError
 from anamnesis.ids import is_safe_id, normalize_id
 from anamnesis.locks import file_lock
 from anamnesis.notes import MAX_TITLE_CHARS, normalize_body, normalize_tags, utc_now
-from anamnesis.store import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -221,7 +221,7 @@ class ProposalStore:
             if not is_safe_id(proposal.id):
                 raise ProposalError(f"{proposal.id!r} is not a valid proposal id")
             text = json.dumps(proposal.to_json(), ensure_ascii=False, indent=1) + "\n"
-            atomic_write_text(self._path(proposal.id), text)
+            atomic_write(self._path(proposal.id), text)
 
     def _read(self, path: Path) -> Proposal | None:
         try:

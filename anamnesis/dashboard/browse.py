@@ -14,7 +14,8 @@ from werkzeug.datastructures import MultiDict
 from anamnesis.dashboard.responses import page
 from anamnesis.dashboard.state import memory
 from anamnesis.errors import QueryError
-from anamnesis.notes import GLOBAL_PROJECT, NOTE_TYPES, SCOPES, render_note, split_front_matter
+from anamnesis.front_matter import split_front_matter
+from anamnesis.notes import GLOBAL_PROJECT, NOTE_TYPES, SCOPES, render_note
 from anamnesis.search import MAX_LIMIT, SearchFilters
 from anamnesis.shapes import hit_json, note_json, summary_json
 

@@ -8,7 +8,8 @@ version asked for must be one of the note's own commits; nothing else from the r
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
+from typing import Any
 
 from quart import Blueprint, Response, request
 
@@ -16,6 +17,7 @@ from anamnesis.dashboard.render import diff_lines
 from anamnesis.dashboard.responses import page
 from anamnesis.dashboard.state import memory
 from anamnesis.errors import QueryError
+from anamnesis.gitrepo import CommitInfo
 from anamnesis.memory import Memory
 from anamnesis.notes import Note
 from anamnesis.shapes import ref_json
@@ -27,33 +29,26 @@ _FIELD, _RECORD = "\x1f", "\x1e"
 bp = Blueprint("history", __name__)
 
 
-@dataclass(frozen=True, slots=True)
-class Version:
-    """One commit that touched a note: who (the machine), when, and the file's path then."""
-
-    sha: str
-    machine: str
-    email: str
-    timestamp: str
-    subject: str
-    path: str
-    deleted: bool
+def _shown(version: CommitInfo) -> dict[str, Any]:
+    """A version as the pages and their JSON show it: the commit's author is the machine."""
+    shown = asdict(version)
+    shown["machine"] = shown.pop("author")
+    return shown
 
 
-async def text_at(mem: Memory, version: Version) -> str:
+async def text_at(mem: Memory, version: CommitInfo) -> str:
     """The file as it was in `version` (empty where the commit deleted it)."""
     if version.deleted:
         return ""
     return await mem.text_at(version.sha, version.path)
 
 
-async def _note_and_versions(mem: Memory, note_id: str) -> tuple[Note, list[Version]]:
+async def _note_and_versions(mem: Memory, note_id: str) -> tuple[Note, list[CommitInfo]]:
     note = await mem.get(note_id)
-    commits = await mem.history(note.id, HISTORY_LIMIT)
-    return note, [Version(c.sha, c.author, c.email, c.timestamp, c.subject, c.path, c.deleted) for c in commits]
+    return note, await mem.history(note.id, HISTORY_LIMIT)
 
 
-def _pick(versions: list[Version], sha: str | None, what: str) -> Version | None:
+def _pick(versions: list[CommitInfo], sha: str | None, what: str) -> CommitInfo | None:
     if not sha:
         return None
     wanted = sha.strip().lower()
@@ -69,7 +64,7 @@ async def history(note_id: str) -> Response:
     note, versions = await _note_and_versions(memory(), note_id)
     payload = {
         "note": ref_json(note),
-        "versions": [asdict(v) for v in versions],
+        "versions": [_shown(v) for v in versions],
     }
     return await page("history.html", payload)
 
@@ -88,9 +83,9 @@ async def diff(note_id: str) -> Response:
     lines = diff_lines(old_text, new_text, old.sha[:10] if old else "(nothing)", new.sha[:10] if new else "(nothing)")
     payload = {
         "note": ref_json(note),
-        "a": asdict(old) if old else None,
-        "b": asdict(new) if new else None,
-        "versions": [asdict(v) for v in versions],
+        "a": _shown(old) if old else None,
+        "b": _shown(new) if new else None,
+        "versions": [_shown(v) for v in versions],
         "diff": [asdict(line) for line in lines],
     }
     return await page("diff.html", payload)
@@ -104,7 +99,7 @@ async def version(note_id: str, sha: str) -> Response:
     assert found is not None
     payload = {
         "note": ref_json(note),
-        "version": asdict(found),
+        "version": _shown(found),
         "text": await text_at(mem, found),
     }
     return await page("version.html", payload)

@@ -22,10 +22,11 @@ from typing import Any
 import anyio.to_thread
 
 from anamnesis import __version__
+from anamnesis.atomic import atomic_write
 from anamnesis.config import Config, Layout
 from anamnesis.errors import AnamnesisError
 from anamnesis.layout import FLEET_DIR
-from anamnesis.store import atomic_write_text, read_regular_file
+from anamnesis.store import read_regular_file
 from anamnesis.sync.peers import configured_peers, sync_settings
 
 FLEET_VERSION = 1
@@ -50,7 +51,7 @@ def install_id(layout: Layout) -> str:
         if len(existing) == 16 and all(c in "0123456789abcdef" for c in existing):
             return existing
     made = secrets.token_hex(8)
-    atomic_write_text(path, made + "\n")
+    atomic_write(path, made + "\n")
     return made
 
 
@@ -105,7 +106,7 @@ class SyncState:
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(path, json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
+        atomic_write(path, json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +155,7 @@ def write_fleet_file(memory_dir: Path, entry: FleetEntry, rel: str | None = None
     """Write this machine's fleet file atomically (at `rel`, default its name's); its path
     relative to memory/. Blocking."""
     rel = rel or fleet_rel_path(entry.machine)
-    atomic_write_text(memory_dir / rel, entry.to_json(), root=memory_dir)
+    atomic_write(memory_dir / rel, entry.to_json(), root=memory_dir)
     return rel
 
 

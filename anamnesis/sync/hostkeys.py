@@ -12,10 +12,10 @@ import base64
 import binascii
 import contextlib
 import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from anamnesis.atomic import atomic_write
 from anamnesis.config import Layout
 from anamnesis.errors import HostKeyError
 
@@ -82,11 +82,4 @@ def add_known_host(path: Path, pattern: str, public_key: str, *, replace: bool =
             continue
         kept.append(line)
     kept.append(entry)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write("\n".join(kept) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    atomic_write(path, "\n".join(kept) + "\n", mode=0o600)

@@ -25,7 +25,8 @@ from typing import Any
 import yaml
 
 from anamnesis.errors import MergeConflict, NoteFormatError
-from anamnesis.notes import parse_note, render_note, split_front_matter
+from anamnesis.front_matter import split_front_matter
+from anamnesis.notes import parse_note, render_note
 
 _MISSING: Any = object()
 # Keys where two different values are both right: the later edit's value wins.
