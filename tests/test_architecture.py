@@ -14,6 +14,8 @@ HEAVY = ("mcp", "quart", "hypercorn", "asyncssh", "pydantic")
 CORE = (
     "notes",
     "config",
+    "settings",
+    "configedit",
     "errors",
     "ids",
     "store",

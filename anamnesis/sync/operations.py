@@ -6,7 +6,6 @@ a light module of the package (`peers`, `quickcheck`) does not load the engine a
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass
@@ -14,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 
-from anamnesis.config import Config, read_config_file
+from anamnesis.config import Config, reload_config
 from anamnesis.errors import AnamnesisError, ConfigError, HostKeyError, NoHubError
 from anamnesis.gitrepo import GitRepo
 from anamnesis.home import require_home
@@ -64,11 +63,8 @@ async def run_sync(config: Config, *, memory: Memory | None = None, open_link: O
 
 
 def current_config(config: Config) -> Config:
-    """`config` with config.json as it is on disk now; a `remote` from the environment still wins."""
-    raw = read_config_file(config.layout.config_path)
-    from_env = config.remote if config.remote != config.raw.get("remote") else None
-    remote = from_env or raw.get("remote") or None
-    return dataclasses.replace(config, raw=raw, remote=str(remote) if remote else None)
+    """`config` with config.json as it is on disk now; the environment still wins (`reload_config`)."""
+    return reload_config(config)
 
 
 async def sync_memory(memory: Memory) -> dict[str, Any]:
