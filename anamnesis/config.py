@@ -171,7 +171,7 @@ def load_config(home: Path, environ: Mapping[str, str]) -> Config:
     if not machine_id:
         where = origins.get("machine_id")
         said = f"the environment variable {where}" if where else f"{source}: machine_id"
-        raise ConfigError(f"{said} must contain letters or digits, not {settings.machine_id!r}")
+        raise ConfigError(f"{said} must be a name with letters or digits, not {settings.machine_id!r}")
     return Config(
         layout=layout,
         machine_id=machine_id,
