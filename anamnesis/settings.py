@@ -145,22 +145,26 @@ def parse_settings(document: Mapping[str, Any], source: str, origins: Mapping[st
 
 
 def _sync(section: _Section) -> SyncSettings:
-    defaults = SyncSettings()
+    if not section.names():
+        return _SYNC_DEFAULTS
     values: dict[str, Any] = {}
-    for spec in fields(SyncSettings):
-        default = getattr(defaults, spec.name)
+    for name, default in _SYNC_FIELDS:
         if isinstance(default, bool):
-            values[spec.name] = section.flag(spec.name, default)
+            values[name] = section.flag(name, default)
         elif isinstance(default, int):
-            values[spec.name] = section.integer(spec.name, default, minimum=1)
+            values[name] = section.integer(name, default, minimum=1)
         elif isinstance(default, float):
-            least = 0.0 if spec.name == "start_wait" else None  # 0 s: do not wait at all
-            values[spec.name] = section.number(spec.name, default, minimum=least)
+            least = 0.0 if name == "start_wait" else None  # 0 s: do not wait at all
+            values[name] = section.number(name, default, minimum=least)
         else:
-            values[spec.name] = section.text(spec.name)
+            values[name] = section.text(name)
     values["interval"] = max(MIN_SYNC_INTERVAL, values["interval"])
     values["start_wait"] = min(MAX_START_WAIT, values["start_wait"])
     return SyncSettings(**values)
+
+
+_SYNC_DEFAULTS = SyncSettings()
+_SYNC_FIELDS = tuple((spec.name, getattr(_SYNC_DEFAULTS, spec.name)) for spec in fields(SyncSettings))
 
 
 def _dashboard(section: _Section) -> DashboardSettings:
