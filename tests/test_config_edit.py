@@ -6,11 +6,17 @@ renaming the machine); without the lock, two read-modify-writes at once lose one
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from anamnesis.config import load_config, read_config_file
+from anamnesis.configedit import edit_config
+from anamnesis.errors import BusyError
+from anamnesis.locks import release_file_lock, try_file_lock
 from tests.conftest import run_cli_env
 
 PEERS_EACH = 60
@@ -53,3 +59,19 @@ def test_two_processes_adding_peers_at_once_lose_none(tmp_path: Path) -> None:
     expected = {f"{prefix}{n}" for prefix in ("a", "b") for n in range(PEERS_EACH)}
     assert sorted(expected - names) == []
     assert read_config_file(home / "config.json")["hand_written"] == {"kept": True}
+
+
+def test_an_edit_waits_for_the_lock_and_gives_up_with_busy_leaving_the_file(tmp_path: Path) -> None:
+    home = tmp_path / "shared"
+    home.mkdir()
+    (home / "config.json").write_text('{"machine_id": "desktop"}\n')
+    held = try_file_lock(home / "state" / "config.lock")  # as another process mid-edit holds it
+    assert held is not None
+    try:
+        with pytest.raises(BusyError, match=r"config\.lock"):
+            edit_config(home, lambda document: document.update(machine_id="laptop"), timeout=0.2)
+    finally:
+        release_file_lock(held)
+    assert json.loads((home / "config.json").read_text()) == {"machine_id": "desktop"}
+    edit_config(home, lambda document: document.update(machine_id="laptop"))
+    assert load_config(home, {}).machine_id == "laptop"
