@@ -1,7 +1,9 @@
 """Where a home keeps its files (`Layout`) and the machine's settings (`Config`).
 
-Settings come from, in order of precedence: the environment, `config.json`, defaults. Only the
-roots (CLI, service, hook entry) call `load_config`; everything below receives a `Config`.
+Settings come from, in order of precedence: the environment, `config.json`, defaults; each key
+is checked once, here, by `anamnesis.settings`. Only the roots (CLI, service, hook entry) call
+`load_config`; everything below receives a `Config`. Writes go through
+`anamnesis.configedit.edit_config`, never straight to the file.
 """
 
 from __future__ import annotations
@@ -16,13 +18,33 @@ from typing import Any
 
 from anamnesis.atomic import atomic_write
 from anamnesis.errors import ConfigError
+from anamnesis.settings import DEFAULT_SYNC_INTERVAL as DEFAULT_SYNC_INTERVAL  # the service's default
+from anamnesis.settings import (
+    DashboardSettings,
+    HookSettings,
+    PeerRecord,
+    SearchSettings,
+    SyncSettings,
+    parse_settings,
+)
+from anamnesis.settings import ReflectionSettings as ReflectionSettings  # capture and reflection take it
 
 CONFIG_FILE = "config.json"
 DEFAULT_HOME = "~/.anamnesis"
-DEFAULT_SYNC_INTERVAL = 60.0  # seconds: a note reaches the other machines within about a minute
-MIN_SYNC_INTERVAL = 10.0
-DEFAULT_START_WAIT = 1.5  # seconds a session start may wait for another machine's news
-MAX_START_WAIT = 10.0  # well inside SessionStart's hook timeout (hooks/hooks.json: 15 s)
+
+# The environment variables that win over config.json, and the key each one stands for.
+ENV_OVERRIDES = {
+    "ANAMNESIS_MACHINE_ID": "machine_id",
+    "ANAMNESIS_GIT_REMOTE": "remote",
+    "ANAMNESIS_REFLECTION_PROVIDER": "reflection.provider",
+    "ANAMNESIS_REFLECTION_MODEL": "reflection.model",
+    "ANAMNESIS_REFLECTION_BASE_URL": "reflection.base_url",
+    "ANAMNESIS_REFLECTION_API_KEY": "reflection.api_key",
+    "ANAMNESIS_REFLECTION_TIMEOUT": "reflection.timeout",
+    "ANAMNESIS_REFLECTION_MAX_TOKENS": "reflection.max_tokens",
+}
+# Read only when config.json leaves the key unset, in this order (the providers' own names).
+ENV_FALLBACKS = {"DEEPSEEK_API_KEY": "reflection.api_key", "OPENAI_API_KEY": "reflection.api_key"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,30 +83,23 @@ class Layout:
 
 
 @dataclass(frozen=True, slots=True)
-class ReflectionSettings:
-    """An optional OpenAI-compatible model for summaries and reflection (0.1.3 keys)."""
-
-    provider: str = "heuristic"
-    model: str | None = None
-    base_url: str | None = None
-    api_key: str | None = None
-    timeout: float = 30.0
-    max_tokens: int = 120_000
-
-    @property
-    def configured(self) -> bool:
-        return bool(self.provider != "heuristic" and self.model and self.base_url)
-
-
-@dataclass(frozen=True, slots=True)
 class Config:
-    """Machine-local settings, frozen. `raw` is config.json as read, for round-tripping."""
+    """Machine-local settings, typed and frozen: config.json checked at load, the environment over it.
+
+    `environ` keeps the variables that were read, so `reload_config` applies the same rule to
+    config.json as it is later (a long-lived process follows `anamnesis peer add`).
+    """
 
     layout: Layout
     machine_id: str
     remote: str | None = None
     reflection: ReflectionSettings = field(default_factory=ReflectionSettings)
-    raw: Mapping[str, Any] = field(default_factory=dict)
+    sync: SyncSettings = field(default_factory=SyncSettings)
+    dashboard: DashboardSettings = field(default_factory=DashboardSettings)
+    hooks: HookSettings = field(default_factory=HookSettings)
+    search: SearchSettings = field(default_factory=SearchSettings)
+    peers: tuple[PeerRecord, ...] = ()
+    environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def home(self) -> Path:
@@ -93,35 +108,17 @@ class Config:
     @property
     def has_hub(self) -> bool:
         """Whether any hub is configured (a `remote` or `peer add`'s peers): sync has work to do."""
-        return bool(self.remote or self.raw.get("peers"))
+        return bool(self.remote or self.peers)
 
     @property
     def sync_interval(self) -> float:
-        """Seconds between automatic syncs (config `sync.interval`; at least MIN_SYNC_INTERVAL).
-
-        Raises ConfigError when the value is not a number.
-        """
-        block = self.raw.get("sync")
-        value = block.get("interval") if isinstance(block, Mapping) else None
-        if value is None:
-            return DEFAULT_SYNC_INTERVAL
-        try:
-            return max(MIN_SYNC_INTERVAL, float(value))
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"config.json: sync.interval must be a number of seconds, not {value!r}") from exc
+        """Seconds between automatic syncs (config `sync.interval`; at least MIN_SYNC_INTERVAL)."""
+        return self.sync.interval
 
     @property
     def start_wait(self) -> float:
-        """Seconds SessionStart may wait for news from the hub (config `sync.start_wait`; 0 turns it off).
-
-        Bounded by the hook's own deadline; a bad value falls back to the default (hooks never fail).
-        """
-        block = self.raw.get("sync")
-        value = block.get("start_wait") if isinstance(block, Mapping) else None
-        try:
-            return min(MAX_START_WAIT, max(0.0, float(value))) if value is not None else DEFAULT_START_WAIT
-        except (TypeError, ValueError):
-            return DEFAULT_START_WAIT
+        """Seconds SessionStart may wait for news from the hub (config `sync.start_wait`; 0 turns it off)."""
+        return self.sync.start_wait
 
 
 def home_from_env(environ: Mapping[str, str]) -> Path:
@@ -167,41 +164,64 @@ def write_config_file(path: Path, data: Mapping[str, Any]) -> None:
 
 
 def load_config(home: Path, environ: Mapping[str, str]) -> Config:
-    """Settings for `home`: environment over config.json over defaults."""
+    """Settings for `home`: environment over config.json over defaults, every value checked.
+
+    The one place the environment is laid over the file. `ConfigError` names the bad key and
+    the file (or the variable it came from).
+    """
     layout = Layout(home)
-    raw = read_config_file(layout.config_path)
-    machine_id = environ.get("ANAMNESIS_MACHINE_ID") or raw.get("machine_id") or default_machine_id()
-    machine_id = clean_machine_id(str(machine_id))
+    source = str(layout.config_path)
+    document, origins = _with_environment(read_config_file(layout.config_path), environ)
+    settings = parse_settings(document, source, origins)
+    machine_id = clean_machine_id(settings.machine_id or default_machine_id())
     if not machine_id:
-        raise ConfigError("machine_id must contain letters or digits")
-    remote = environ.get("ANAMNESIS_GIT_REMOTE") or raw.get("remote") or None
+        where = origins.get("machine_id")
+        said = f"the environment variable {where}" if where else f"{source}: machine_id"
+        raise ConfigError(f"{said} must be a name with letters or digits, not {settings.machine_id!r}")
     return Config(
         layout=layout,
         machine_id=machine_id,
-        remote=str(remote) if remote else None,
-        reflection=_reflection_settings(raw.get("reflection") or {}, environ),
-        raw=raw,
+        remote=settings.remote,
+        reflection=settings.reflection,
+        sync=settings.sync,
+        dashboard=settings.dashboard,
+        hooks=settings.hooks,
+        search=settings.search,
+        peers=settings.peers,
+        environ={name: environ[name] for name in (*ENV_OVERRIDES, *ENV_FALLBACKS) if name in environ},
     )
 
 
-def _reflection_settings(block: Mapping[str, Any], environ: Mapping[str, str]) -> ReflectionSettings:
-    def pick(key: str) -> Any:
-        return environ.get(f"ANAMNESIS_REFLECTION_{key.upper()}") or block.get(key)
+def reload_config(config: Config) -> Config:
+    """`config` as config.json says now, under the same environment (peers come and go)."""
+    return load_config(config.home, config.environ)
 
-    api_key = pick("api_key") or environ.get("DEEPSEEK_API_KEY") or environ.get("OPENAI_API_KEY") or None
-    base_url = pick("base_url")
-    if base_url and not str(base_url).startswith(("http://", "https://")):
-        raise ConfigError(f"reflection base_url must start with http:// or https://: {base_url}")
-    try:
-        timeout = float(pick("timeout") or 30.0)
-        max_tokens = int(pick("max_tokens") or 120_000)
-    except ValueError as exc:
-        raise ConfigError(f"reflection timeout/max_tokens must be numbers: {exc}") from exc
-    return ReflectionSettings(
-        provider=str(pick("provider") or "heuristic"),
-        model=pick("model") or None,
-        base_url=str(base_url) if base_url else None,
-        api_key=api_key,
-        timeout=timeout,
-        max_tokens=max_tokens,
-    )
+
+def _with_environment(document: Mapping[str, Any], environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The document with each set variable put at its key, and which key came from which variable."""
+    merged: dict[str, Any] = dict(document)
+    origins: dict[str, str] = {}
+
+    def put(dotted: str, value: str, variable: str) -> None:
+        section, _, key = dotted.rpartition(".")
+        target = merged
+        if section:
+            block = merged.get(section)
+            if block is not None and not isinstance(block, Mapping):
+                return  # the file's own section is wrong: parsing says so, naming it
+            target = merged[section] = dict(block or {})
+        target[key] = value
+        origins[dotted] = variable
+
+    def unset(dotted: str) -> bool:
+        section, _, key = dotted.rpartition(".")
+        block = merged.get(section) if section else merged
+        return not isinstance(block, Mapping) or not block.get(key)
+
+    for variable, dotted in ENV_OVERRIDES.items():
+        if environ.get(variable):
+            put(dotted, environ[variable], variable)
+    for variable, dotted in ENV_FALLBACKS.items():
+        if environ.get(variable) and unset(dotted):
+            put(dotted, environ[variable], variable)
+    return merged, origins

@@ -20,6 +20,7 @@ import anyio.to_thread
 
 from anamnesis.errors import GitError
 from anamnesis.layout import GITATTRIBUTES, content_problem, layout_problem
+from anamnesis.settings import STALE_GIT_LOCK_AGE as STALE_GIT_LOCK_AGE  # also sync.stale_lock_age's default
 
 BRANCH = "main"
 DEFAULT_TIMEOUT = 60.0
@@ -71,7 +72,6 @@ def split_by_layout(root: Path, paths: Sequence[str]) -> tuple[list[str], list[s
 
 
 _FIELD, _RECORD = "\x1f", "\x1e"
-STALE_GIT_LOCK_AGE = 60.0  # seconds: a git *.lock this old, with our own lock held, was left by a killed git
 
 
 class GitRepo:

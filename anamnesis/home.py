@@ -6,10 +6,12 @@ Idempotent: running init again on a complete home changes nothing and says so.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import anyio.to_thread
 
-from anamnesis.config import Layout, clean_machine_id, read_config_file, write_config_file
+from anamnesis.config import Layout, clean_machine_id
+from anamnesis.configedit import edit_config
 from anamnesis.errors import ConfigError, HomeNotInitializedError
 from anamnesis.gitrepo import GitRepo
 from anamnesis.layout import GITATTRIBUTES_TEXT
@@ -49,15 +51,19 @@ async def init_home(layout: Layout, machine_id: str) -> InitReport:
             for note_type in NOTE_TYPES:
                 (root / note_type).mkdir(exist_ok=True)
         layout.home.chmod(0o700)
-        raw = read_config_file(layout.config_path)
-        if "machine_id" not in raw:
-            raw["machine_id"] = machine_id
-            write_config_file(layout.config_path, raw)
+
+        def name_machine(document: dict[str, Any]) -> tuple[str, bool]:
+            if "machine_id" in document:
+                return str(document["machine_id"]), False
+            document["machine_id"] = machine_id
+            return machine_id, True
+
+        report.machine_id, named = edit_config(layout.home, name_machine)
+        if named:
             report.created.append(str(layout.config_path))
         elif layout.config_path.stat().st_mode & 0o077:
             layout.config_path.chmod(0o600)
             report.created.append(f"{layout.config_path} (mode set to 0600)")
-        report.machine_id = str(raw["machine_id"])
 
     await anyio.to_thread.run_sync(make_dirs)
     repo = GitRepo(layout.memory_dir, report.machine_id)
@@ -84,11 +90,13 @@ def rename_machine(layout: Layout, new_name: str) -> str:
     name = clean_machine_id(new_name)
     if not name:
         raise ConfigError("a machine name needs letters or digits")
-    raw = read_config_file(layout.config_path)
-    old = str(raw.get("machine_id", ""))
-    raw["machine_id"] = name
-    write_config_file(layout.config_path, raw)
-    return old
+
+    def rename(document: dict[str, Any]) -> str:
+        old = str(document.get("machine_id", ""))
+        document["machine_id"] = name
+        return old
+
+    return edit_config(layout.home, rename)
 
 
 def require_home(layout: Layout) -> None:

@@ -121,7 +121,7 @@ def _session_start(config: Any, payload: dict[str, Any], environ: Mapping[str, s
         arriving = _sync_if_due(config, environ)
     except (OSError, AnamnesisError) as exc:  # the context matters more than an early sync
         _log(config.layout.state_dir, "session-start", f"no sync started: {exc}")
-    budget = int(_setting(config, "context_budget", DEFAULT_BUDGET))
+    budget = config.hooks.context_budget or DEFAULT_BUDGET
     project = project_of(payload, environ)
     context = _read(config, "session-start", lambda: session_context_plan(project, budget), FRESHNESS_BOUND)
     if context is None:
@@ -134,7 +134,7 @@ def _session_start(config: Any, payload: dict[str, Any], environ: Mapping[str, s
 def _user_prompt_submit(config: Any, payload: dict[str, Any], environ: Mapping[str, str]) -> str | None:
     from anamnesis.context import prompt_context_plan
 
-    if not _setting(config, "user_prompt_context", True):
+    if not config.hooks.user_prompt_context:
         return None
     prompt = str(payload.get("prompt") or "")
     if not prompt.strip():
@@ -312,11 +312,6 @@ def _additional_context(event: str, text: str) -> str | None:
     if not text:
         return None
     return json.dumps({"hookSpecificOutput": {"hookEventName": _EVENT_NAMES[event], "additionalContext": text}}) + "\n"
-
-
-def _setting(config: Any, key: str, default: Any) -> Any:
-    hooks = config.raw.get("hooks") if isinstance(config.raw.get("hooks"), dict) else {}
-    return hooks.get(key, default)
 
 
 def _session_file(config: Any, payload: Mapping[str, Any]) -> Path | None:

@@ -115,8 +115,7 @@ class MemoryVectors:
 
 def semantic_enabled(config: Config) -> bool:
     """config.json `search.semantic` (default true): false keeps search lexical, loads no model."""
-    block = config.raw.get("search")
-    return not (isinstance(block, dict) and block.get("semantic") is False)
+    return config.search.semantic
 
 
 def model_problem() -> str | None:

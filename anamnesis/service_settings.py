@@ -11,13 +11,14 @@ import os
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from anamnesis.config import DEFAULT_SYNC_INTERVAL, Config, Layout, read_config_file, write_config_file
+from anamnesis.config import DEFAULT_SYNC_INTERVAL, Config, Layout
+from anamnesis.configedit import edit_config
 from anamnesis.errors import ConfigError
 from anamnesis.index import RefreshReport
+from anamnesis.settings import DEFAULT_HOST, DEFAULT_PORT
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8765
 # A client that goes quiet mid-request (half-open, or a slowloris dribbling its body) is dropped
 # after this long without a byte; one that never finishes its headers, after the same long idle.
 CLIENT_TIMEOUT = 30.0
@@ -62,22 +63,16 @@ def service_options(
     config: Config, host: str | None = None, port: int | None = None, sync: bool = True
 ) -> ServiceOptions:
     """Options from the command line over `config.json`'s `dashboard` and `sync` blocks over defaults."""
-    block = config.raw.get("dashboard")
-    dashboard = block if isinstance(block, dict) else {}
-    sync_interval = config.sync_interval
-    try:
-        chosen_port = int(port if port is not None else dashboard.get("port", DEFAULT_PORT))
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"config.json: dashboard.port must be a number ({exc})") from exc
+    dashboard = config.dashboard
+    chosen_port = port if port is not None else dashboard.port
     if not 0 <= chosen_port <= 65535:
         raise ConfigError(f"port {chosen_port} is not a TCP port (0-65535)")
-    token = dashboard.get("token")
     return ServiceOptions(
-        host=str(host or dashboard.get("host") or DEFAULT_HOST),
+        host=host or dashboard.host,
         port=chosen_port,
         sync=sync,
-        sync_interval=sync_interval,
-        token=str(token) if token else None,
+        sync_interval=config.sync_interval,
+        token=dashboard.token,
     )
 
 
@@ -86,17 +81,18 @@ def ensure_token(layout: Layout) -> tuple[str, bool]:
 
     True as the second value when it was created now: the caller prints it, once.
     """
-    raw = read_config_file(layout.config_path)
-    block = raw.get("dashboard")
-    dashboard = dict(block) if isinstance(block, dict) else {}
-    token = dashboard.get("token")
-    if isinstance(token, str) and len(token) >= 16:
-        return token, False
-    token = secrets.token_urlsafe(24)
-    dashboard["token"] = token
-    raw["dashboard"] = dashboard
-    write_config_file(layout.config_path, raw)
-    return token, True
+
+    def keep_or_make(document: dict[str, Any]) -> tuple[str, bool]:
+        block = document.get("dashboard")
+        dashboard = dict(block) if isinstance(block, dict) else {}
+        token = dashboard.get("token")
+        if isinstance(token, str) and len(token) >= 16:
+            return token, False
+        dashboard["token"] = token = secrets.token_urlsafe(24)
+        document["dashboard"] = dashboard
+        return token, True
+
+    return edit_config(layout.home, keep_or_make)
 
 
 def cookie_key(layout: Layout) -> bytes:

@@ -21,7 +21,8 @@ from typing import Any
 import anyio
 import anyio.abc
 
-from anamnesis.config import Config, load_config, read_config_file, write_config_file
+from anamnesis.config import Config, load_config
+from anamnesis.configedit import edit_config
 from anamnesis.home import init_home
 from anamnesis.memory import Memory, NoteDraft, open_memory
 from anamnesis.notes import Note
@@ -367,9 +368,7 @@ class Machine:
         return await self.git("rev-parse", "HEAD^{tree}")
 
     def set_sync(self, **settings: Any) -> None:
-        raw = read_config_file(self.home / "config.json")
-        raw["sync"] = {**raw.get("sync", {}), **settings}
-        write_config_file(self.home / "config.json", raw)
+        edit_config(self.home, lambda document: document.update(sync={**document.get("sync", {}), **settings}))
 
 
 async def make_machine(

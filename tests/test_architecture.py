@@ -17,6 +17,8 @@ CORE = (
     "front_matter",
     "atomic",
     "config",
+    "settings",
+    "configedit",
     "errors",
     "edges",
     "ids",

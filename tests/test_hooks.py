@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from anamnesis.config import write_config_file
+from anamnesis.configedit import edit_config
 from anamnesis.memory import Memory, NoteDraft
 from tests.hookprobe import probe_hook
 
@@ -99,7 +99,7 @@ async def test_session_start_stays_within_budget_and_lists_what_does_not_fit(mem
     mentioned = [note_id for note_id in ids if note_id in text]
     assert len(mentioned) >= 10  # whole notes first, then titles and ids
 
-    write_config_file(memory.config.layout.config_path, {**memory.config.raw, "hooks": {"context_budget": 50_000}})
+    edit_config(memory.config.home, lambda document: document.update(hooks={"context_budget": 50_000}))
     bigger = context_of(
         hook("session-start", {"cwd": str(tmp_path / "quotes-api"), "session_id": "s3"}), "SessionStart"
     )
@@ -127,7 +127,7 @@ async def test_prompt_hook_offers_relevant_notes_once_and_nothing_when_irrelevan
 @pytest.mark.anyio
 async def test_prompt_hook_can_be_switched_off(memory: Memory, tmp_path: Path) -> None:
     await write(memory, "Deploy quotes with helm upgrade", "Run make deploy.")
-    write_config_file(memory.config.layout.config_path, {**memory.config.raw, "hooks": {"user_prompt_context": False}})
+    edit_config(memory.config.home, lambda document: document.update(hooks={"user_prompt_context": False}))
     result = hook(
         "user-prompt-submit",
         {"cwd": str(repo_with_origin(tmp_path)), "session_id": "p2", "prompt": "deploy quotes with helm"},

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from anamnesis.config import Config, load_config, write_config_file
+from anamnesis.config import Config, load_config
+from anamnesis.configedit import edit_config
 from anamnesis.embedding import MODEL_PATH_ENV, load_embedder
 from anamnesis.errors import ModelUnavailableError
 from anamnesis.memory import Memory, NoteDraft, open_memory
@@ -111,7 +112,7 @@ async def test_an_edited_note_gets_a_new_vector(memory: Memory) -> None:
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
 async def test_the_config_switch_keeps_search_lexical(config: Config) -> None:
-    write_config_file(config.layout.config_path, {**config.raw, "search": {"semantic": False}})
+    edit_config(config.home, lambda document: document.update(search={"semantic": False}))
     switched = load_config(config.home, {"ANAMNESIS_MACHINE_ID": config.machine_id})
     async with open_memory(switched) as memory:
         await write_all(memory)

@@ -87,7 +87,7 @@ async def _trial(config: Config, change: Callable[[Memory], Awaitable[object]], 
         layout = Layout(Path(scratch) / "home")
         await init_home(layout, config.machine_id)
         await anyio.to_thread.run_sync(_copy_notes, config.layout, layout)
-        trial_config = dataclasses.replace(config, layout=layout, remote=None, raw={})
+        trial_config = dataclasses.replace(config, layout=layout, remote=None, peers=())
         async with open_memory(trial_config) as memory:
             await memory.commit_pending("anamnesis: copy of the store for the eval guard")
             await memory.reindex(full=True)

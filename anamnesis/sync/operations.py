@@ -9,14 +9,13 @@ does not load the engine and the index.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
 import anyio.to_thread
 
-from anamnesis.config import Config, read_config_file
+from anamnesis.config import Config, reload_config
 from anamnesis.errors import AnamnesisError, ConfigError, HostKeyError, NoHubError
 from anamnesis.gitrepo import GitRepo
 from anamnesis.home import require_home
@@ -57,11 +56,8 @@ async def run_sync(config: Config, transport: LinkOpener, *, memory: Memory | No
 
 
 def current_config(config: Config) -> Config:
-    """`config` with config.json as it is on disk now; a `remote` from the environment still wins."""
-    raw = read_config_file(config.layout.config_path)
-    from_env = config.remote if config.remote != config.raw.get("remote") else None
-    remote = from_env or raw.get("remote") or None
-    return dataclasses.replace(config, raw=raw, remote=str(remote) if remote else None)
+    """`config` with config.json as it is on disk now; the environment still wins (`reload_config`)."""
+    return reload_config(config)
 
 
 @dataclass(frozen=True, slots=True)

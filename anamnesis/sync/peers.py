@@ -6,8 +6,9 @@ mirrors the first one in `remote`, the key anamnesis-memory 0.1.3 read, so both 
 on where the hub is. A `remote` with no `peers` (a 0.1.3 home, or `ANAMNESIS_GIT_REMOTE`)
 counts as one peer named `hub`.
 
-Settings live under `sync` in config.json; every one has a default that suits a home server
-on a tailnet, and tests shorten the timeouts.
+Settings live under `sync` in config.json (`anamnesis.settings.SyncSettings`, checked at
+load); every one has a default that suits a home server on a tailnet, and tests shorten the
+timeouts.
 """
 
 from __future__ import annotations
@@ -19,13 +20,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-from anamnesis.config import Config, read_config_file, write_config_file
+from anamnesis.config import Config
+from anamnesis.configedit import edit_config
 from anamnesis.errors import ConfigError
-from anamnesis.gitrepo import STALE_GIT_LOCK_AGE
 from anamnesis.notes import utc_now
+from anamnesis.settings import PeerRecord
+from anamnesis.settings import SyncSettings as SyncSettings  # checked with the rest of config.json
+from anamnesis.settings import check_peer_name as check_peer_name
 
 IMPLICIT_PEER = "hub"
-_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _SCP_RE = re.compile(r"(?:(?P<user>[^@/:\s]+)@)?(?P<host>\[[^\]]+\]|[^@/:\s]+):(?P<path>[^\s].*)")
 _SSH_URL_RE = re.compile(
     r"ssh://(?:(?P<user>[^@/\s]+)@)?(?P<host>\[[^\]/]+\]|[^@/:\s]+)(?::(?P<port>\d*))?(?P<path>/[^\s]*)"
@@ -82,45 +85,17 @@ def _bare_host(host: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class Peer:
+class Peer(PeerRecord):
     """A hub this machine syncs with. `name` is also the git remote's name in memory/."""
-
-    name: str
-    url: str
-    host_key: str | None = None
-    added_at: str | None = None
 
     @property
     def hub(self) -> HubURL:
         return parse_hub_url(self.url)
 
 
-def check_peer_name(name: str) -> str:
-    """The name if it can name a git remote and a config key; `ConfigError` otherwise."""
-    if not _NAME_RE.fullmatch(name) or name.endswith(".lock") or ".." in name:
-        raise ConfigError(f"{name!r} is not a usable peer name; use letters, digits, '-', '_' or '.' (e.g. homeserver)")
-    return name
-
-
 def configured_peers(config: Config) -> list[Peer]:
     """The peers to sync with: the primary hub (`remote`) first, then in the order they were added."""
-    peers: list[Peer] = []
-    block = config.raw.get("peers")
-    if isinstance(block, Mapping):
-        for name, record in block.items():
-            if isinstance(record, Mapping) and isinstance(record.get("url"), str):
-                peers.append(
-                    Peer(
-                        name=str(name),
-                        url=str(record["url"]),
-                        host_key=_opt_str(record.get("host_key")),
-                        added_at=_opt_str(record.get("added_at")),
-                    )
-                )
-    # config.json is written with sorted keys, so order comes from the records: the hub in
-    # `remote` (the first added) first, then by when each was added.
-    primary = config.raw.get("remote")
-    peers.sort(key=lambda p: (p.url != primary, p.added_at or "", p.name))
+    peers = [Peer(p.name, p.url, p.host_key, p.added_at) for p in config.peers]
     if config.remote and config.remote not in {p.url for p in peers}:
         taken = {p.name for p in peers}
         name = IMPLICIT_PEER if IMPLICIT_PEER not in taken else f"{IMPLICIT_PEER}-remote"
@@ -137,86 +112,44 @@ def save_peer(config_path: Path, peer: Peer) -> None:
 
     `remote` follows the first peer, so 0.1.3 and a hand-written `git pull` agree on the hub.
     """
-    raw = read_config_file(config_path)
-    peers = dict(raw.get("peers") or {})
-    old = peers.get(peer.name) or {}
-    peers[peer.name] = {
-        "url": peer.url,
-        **({"host_key": peer.host_key} if peer.host_key else {}),
-        "added_at": peer.added_at or old.get("added_at") or utc_now(),
-    }
-    raw["peers"] = peers
-    if not raw.get("remote") or raw.get("remote") == old.get("url"):
-        raw["remote"] = peer.url
-    write_config_file(config_path, raw)
+
+    def record(raw: dict[str, Any]) -> None:
+        peers = dict(raw.get("peers") or {})
+        old = peers.get(peer.name) or {}
+        peers[peer.name] = {
+            "url": peer.url,
+            **({"host_key": peer.host_key} if peer.host_key else {}),
+            "added_at": peer.added_at or old.get("added_at") or utc_now(),
+        }
+        raw["peers"] = peers
+        if not raw.get("remote") or raw.get("remote") == old.get("url"):
+            raw["remote"] = peer.url
+
+    edit_config(config_path.parent, record)
 
 
 def delete_peer(config_path: Path, name: str) -> Peer | None:
     """Remove a peer from config.json; the removed peer, or None when there was none. Blocking."""
-    raw = read_config_file(config_path)
-    peers = dict(raw.get("peers") or {})
-    record = peers.pop(name, None)
-    if record is None:
-        if name == IMPLICIT_PEER and raw.get("remote") and not peers:
-            url = str(raw.pop("remote"))
-            write_config_file(config_path, raw)
-            return Peer(name=name, url=url)
-        return None
-    raw["peers"] = peers
-    if raw.get("remote") == record.get("url"):
-        remaining = [r.get("url") for r in peers.values() if isinstance(r, Mapping) and r.get("url")]
-        if remaining:
-            raw["remote"] = remaining[0]
-        else:
-            raw.pop("remote", None)
-    write_config_file(config_path, raw)
-    return Peer(name=name, url=str(record.get("url")), host_key=_opt_str(record.get("host_key")))
 
+    def forget(raw: dict[str, Any]) -> Peer | None:
+        peers = dict(raw.get("peers") or {})
+        record = peers.pop(name, None)
+        if record is None:
+            if name == IMPLICIT_PEER and raw.get("remote") and not peers:
+                return Peer(name=name, url=str(raw.pop("remote")))
+            return None
+        raw["peers"] = peers
+        if raw.get("remote") == record.get("url"):
+            remaining = [r.get("url") for r in peers.values() if isinstance(r, Mapping) and r.get("url")]
+            if remaining:
+                raw["remote"] = remaining[0]
+            else:
+                raw.pop("remote", None)
+        return Peer(name=name, url=str(record.get("url")), host_key=_opt_str(record.get("host_key")))
 
-@dataclass(frozen=True, slots=True)
-class SyncSettings:
-    """How patient a sync is and how it reaches the hub (config.json `sync` block)."""
-
-    connect_timeout: float = 15.0  # TCP connect + key exchange + authentication
-    keepalive_interval: float = 15.0  # a hub silent for interval x count is declared gone
-    keepalive_count: int = 3
-    git_timeout: float = 300.0  # backstop for any one git network command
-    lock_wait: float = 10.0  # how long a second sync waits for the running one
-    fleet_heartbeat: float = 3600.0  # an idle machine republishes its fleet file this often
-    check_interval: float = 5.0  # the service asks the hub where its main is this often (one exec, no fetch)
-    push_delay: float = 1.0  # a change under memory/ is pushed once memory/ has been quiet this long
-    push_attempts: int = 5
-    stale_lock_age: float = STALE_GIT_LOCK_AGE  # a git *.lock older than this, with our locks held, is stale
-    shared_connection: bool = True  # one SSH connection per cycle, shared by every git command
-    identity_file: str | None = None  # a dedicated key; default <home>/ssh/id_ed25519 when present
-    ssh_config: str | None = None  # an ssh_config file, "none", or None for ~/.ssh/config
+    return edit_config(config_path.parent, forget)
 
 
 def sync_settings(config: Config) -> SyncSettings:
-    """The `sync` block of config.json as `SyncSettings`; `ConfigError` naming a bad value."""
-    block = config.raw.get("sync") or {}
-    if not isinstance(block, Mapping):
-        raise ConfigError("config.json: `sync` must be an object")
-    defaults = SyncSettings()
-    values: dict[str, Any] = {}
-    for name in SyncSettings.__dataclass_fields__:
-        if name not in block or block[name] is None:
-            continue
-        value = block[name]
-        default = getattr(defaults, name)
-        try:
-            if isinstance(default, bool):
-                if not isinstance(value, bool):
-                    raise TypeError
-                values[name] = value
-            elif isinstance(default, int):
-                values[name] = int(value)
-            elif isinstance(default, float):
-                values[name] = float(value)
-                if values[name] <= 0:
-                    raise ValueError
-            else:
-                values[name] = str(value)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"config.json: sync.{name} has the wrong kind of value: {value!r}") from exc
-    return SyncSettings(**values)
+    """The `sync` block of config.json, checked when the config was loaded."""
+    return config.sync
