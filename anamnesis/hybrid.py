@@ -19,7 +19,7 @@ Snippets are fetched only for the final `limit` hits.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,11 +27,12 @@ import anyio.to_thread
 
 from anamnesis.queries import (
     candidates_plan,
+    dense_vectors_plan,
     hits_plan,
     index_stamp_plan,
     scope_plan,
     term_counts_plan,
-    vectors_plan,
+    vector_keys_plan,
 )
 from anamnesis.search import DEFAULT_LIMIT, MAX_LIMIT, Hit, SearchFilters, build_query, clamp_limit, search
 
@@ -53,14 +54,76 @@ class Fusion:
 
 
 DEFAULT_FUSION = Fusion()
+DIMENSIONS = 384
 
 
-@dataclass(slots=True)
-class _Vectors:
-    generation: int | None = None
-    pks: Any = None  # numpy int64 array
-    matrix: Any = None  # numpy float32 (n, 384)
-    rows: dict[int, int] = field(default_factory=dict)
+class VectorCache:
+    """Every note vector of the index as one float32 matrix, kept in step with the index.
+
+    Built once (float16 blobs converted to float32 here, not per query), then updated in place:
+    when the index's vector generation moves, only the (pk, hash) keys are read, and only the
+    vectors that came or changed are fetched; rows of vectors that went are zeroed and reused.
+    A row's place never moves, so `rows` maps a note's pk to its row for as long as it has one.
+    """
+
+    def __init__(self) -> None:
+        import numpy as np
+
+        self.generation: int | None = None
+        self.matrix = np.zeros((0, DIMENSIONS), dtype=np.float32)
+        self.pks = np.zeros(0, dtype=np.int64)  # -1 in a free row
+        self.rows: dict[int, int] = {}
+        self.hashes: dict[int, str] = {}
+        self._free: list[int] = []
+        self._used = 0
+
+    @property
+    def used(self) -> Any:
+        """The matrix's rows that have ever held a vector (free ones are zero: they score 0)."""
+        return self.matrix[: self._used]
+
+    async def refresh(self, index: SearchIndex) -> None:
+        """Catch up with the index: a cheap generation check when nothing changed."""
+        generation, keys = await index.run(vector_keys_plan(self.generation))
+        if keys is None:
+            return
+        current = {int(pk): str(digest) for pk, digest in keys}
+        for pk in [pk for pk, digest in self.hashes.items() if current.get(pk) != digest]:
+            self._drop(pk)
+        wanted = [pk for pk in current if pk not in self.rows]
+        if wanted:
+            every = len(wanted) == len(current)  # the first load: one plain scan
+            for pk, digest, blob in await index.run(dense_vectors_plan(None if every else wanted)):
+                self._put(int(pk), str(digest), blob)
+        self.generation = generation
+
+    def _put(self, pk: int, digest: str, blob: bytes) -> None:
+        import numpy as np
+
+        if pk in self.rows:
+            self._drop(pk)
+        if self._free:
+            row = self._free.pop()
+        else:
+            if self._used == len(self.matrix):
+                grown = max(1024, 2 * len(self.matrix))
+                self.matrix = np.resize(self.matrix, (grown, DIMENSIONS))
+                self.matrix[self._used :] = 0.0
+                self.pks = np.resize(self.pks, grown)
+                self.pks[self._used :] = -1
+            row = self._used
+            self._used += 1
+        self.matrix[row] = np.frombuffer(blob, dtype=np.float16)
+        self.pks[row] = pk
+        self.rows[pk] = row
+        self.hashes[pk] = digest
+
+    def _drop(self, pk: int) -> None:
+        row = self.rows.pop(pk)
+        del self.hashes[pk]
+        self.matrix[row] = 0.0
+        self.pks[row] = -1
+        self._free.append(row)
 
 
 class Semantic:
@@ -76,7 +139,7 @@ class Semantic:
         self.problem = problem
         self.lender: Path | None = None  # the service's socket, when it lends its model instead
         self.lender_lost = anyio.Event()
-        self._vectors = _Vectors()
+        self.vectors = VectorCache()
         self._scopes: dict[SearchFilters, tuple[tuple[int, int, int], Any]] = {}
         self._loading = anyio.Lock()
 
@@ -112,37 +175,29 @@ class Semantic:
             except ModelUnavailableError as exc:
                 self.problem = str(exc)
 
-    async def scope_rows(self, index: SearchIndex, filters: SearchFilters) -> tuple[_Vectors, Any, int]:
-        """The vectors, the rows of them within `filters`, and how many notes `filters` admit;
-        read again only when the index changed (any process's commit, or a new vector)."""
+    async def scope_rows(self, index: SearchIndex, filters: SearchFilters) -> tuple[VectorCache, Any, int]:
+        """The vectors, the rows of them within `filters` (None: all of them), and how many
+        notes `filters` admit; read again only when the index changed (any process's commit,
+        or a new vector)."""
         import numpy as np
 
         stamp = await index.run(index_stamp_plan())
-        vectors = await self.vectors(index)
+        vectors = self.vectors
+        if stamp[0] != vectors.generation:
+            await vectors.refresh(index)
         cached = self._scopes.get(filters)
         if cached is not None and cached[0] == stamp:
             rows, size = cached[1]
             return vectors, rows, size
         scope = await index.run(scope_plan(filters))
-        rows = np.asarray([vectors.rows[pk] for pk in scope if pk in vectors.rows], dtype=np.int64)
+        if len(scope) == len(vectors.rows) and all(pk in vectors.rows for pk in scope):
+            rows = None  # every vector is in scope: score the whole matrix, no gather
+        else:
+            rows = np.asarray([vectors.rows[pk] for pk in scope if pk in vectors.rows], dtype=np.int64)
         if len(self._scopes) > 32:
             self._scopes.clear()
         self._scopes[filters] = (stamp, (rows, len(scope)))
         return vectors, rows, len(scope)
-
-    async def vectors(self, index: SearchIndex) -> _Vectors:
-        import numpy as np
-
-        generation, rows = await index.run(vectors_plan(self._vectors.generation))
-        if rows is None:
-            return self._vectors
-        if rows:
-            pks = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
-            matrix = np.frombuffer(b"".join(row[1] for row in rows), dtype=np.float16).reshape(len(rows), -1)
-            self._vectors = _Vectors(generation, pks, matrix.astype(np.float32), {int(p): i for i, p in enumerate(pks)})
-        else:
-            self._vectors = _Vectors(generation, np.zeros(0, dtype=np.int64), np.zeros((0, 384), np.float32), {})
-        return self._vectors
 
 
 async def hybrid_search(
@@ -189,7 +244,7 @@ async def _dense_scores(
     import numpy as np
 
     vectors, rows, scope_size = await semantic.scope_rows(index, filters)
-    if not len(rows):
+    if not (len(vectors.rows) if rows is None else len(rows)):
         return {}
     cap = int(fusion.common_share * scope_size)
     common: set[str] = set()
@@ -199,8 +254,13 @@ async def _dense_scores(
     query_vector = await semantic.query_vector(dense_query(text, common))
     if query_vector is None:
         return {}
-    scores = vectors.matrix[rows] @ query_vector
-    top = np.argsort(-scores)[:depth]
+    # One pass over the whole matrix, then the scope's rows: cheaper than gathering (copying)
+    # the scope's rows first. Free rows are zero and out of any scope.
+    scores = vectors.used @ query_vector
+    if rows is None:
+        rows = np.flatnonzero(vectors.pks[: len(scores)] >= 0)
+    scores = scores[rows]
+    top = np.argpartition(-scores, depth)[:depth] if len(scores) > depth else np.arange(len(scores))
     return {int(vectors.pks[rows[i]]): float(scores[i]) for i in top}
 
 

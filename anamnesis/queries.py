@@ -234,14 +234,27 @@ def index_stamp_plan() -> Plan[tuple[int, int, int]]:
     return int(rows[0][0] or 0), int(rows[0][1]), int(rows[0][2])
 
 
-def vectors_plan(known_generation: int | None) -> Plan[tuple[int, Rows | None]]:
-    """The vectors' generation, and (pk, dense blob) of every vector when it is not `known_generation`."""
+def vector_keys_plan(known_generation: int | None) -> Plan[tuple[int, Rows | None]]:
+    """The vectors' generation, and (pk, content hash) of every vector when it is not
+    `known_generation`: enough to see which vectors came, went or changed since."""
     rows = yield ("SELECT generation FROM vector_state", ())
     generation = int(rows[0][0]) if rows else 0
     if generation == known_generation:
         return generation, None
-    vectors = yield ("SELECT note_pk, dense FROM note_vectors", ())
-    return generation, vectors
+    keys = yield ("SELECT note_pk, hash FROM note_vectors", ())
+    return generation, keys
+
+
+def dense_vectors_plan(pks: Sequence[int] | None) -> Plan[Rows]:
+    """(pk, hash, dense blob) of the vectors of `pks` (every vector when None)."""
+    if pks is None:
+        return (yield ("SELECT note_pk, hash, dense FROM note_vectors", ()))
+    found: Rows = []
+    for start in range(0, len(pks), 500):
+        chunk = list(pks[start : start + 500])
+        marks = ", ".join("?" * len(chunk))
+        found.extend((yield (f"SELECT note_pk, hash, dense FROM note_vectors WHERE note_pk IN ({marks})", chunk)))
+    return found
 
 
 def recent_with_bodies_plan(

@@ -172,3 +172,30 @@ async def test_a_session_borrows_the_services_model_instead_of_loading_its_own(c
         assert session.semantic.lender_lost.is_set()  # (an MCP server then loads its own model)
         assert await session.load_model() is None
         assert (await session.search(QUESTION, SearchFilters(), 3))[0].id == billing
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_search_keeps_up_with_vectors_that_come_change_and_go(memory: Memory) -> None:
+    # The process keeps the vectors in memory between searches and updates them in place:
+    # a note written, edited or deleted after they were loaded is ranked by its new vector.
+    await memory.load_model()
+    billing = await write_all(memory)
+    await memory.embed_pending(static=False)
+    assert (await memory.search(QUESTION, SearchFilters(), 1))[0].id == billing  # vectors loaded
+    await memory.delete(billing)
+    lunch = await memory.write(
+        NoteDraft(type="semantic", title="Team lunch", body="Team lunch is on Thursdays at the Thai place.")
+    )
+    branches = await memory.write(
+        NoteDraft(type="procedural", title="Branches", body="Name a branch after its ticket.")
+    )
+    await memory.embed_pending(static=False)
+    assert (await memory.search("where do we eat together", SearchFilters(), 1))[0].id == lunch.id
+    assert billing not in [hit.id for hit in await memory.search(QUESTION, SearchFilters(), 8)]
+    note = await memory.get(lunch.id)
+    await memory.save(note.with_changes(title="Export outage", body=BILLING.body))
+    await memory.save((await memory.get(branches.id)).with_changes(title="Thursdays", body=note.body))
+    await memory.embed_pending(static=False)
+    hits = await memory.search(QUESTION, SearchFilters(), 1)
+    assert (hits[0].id, hits[0].match) == (lunch.id, "semantic")
+    assert (await memory.search("where do we eat together", SearchFilters(), 1))[0].id == branches.id
