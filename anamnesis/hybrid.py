@@ -137,11 +137,22 @@ class Semantic:
     def __init__(self, embedder: Embedder | None = None, problem: str | None = None) -> None:
         self.embedder = embedder
         self.problem = problem
-        self.lender: Path | None = None  # the service's socket, when it lends its model instead
+        self._lender: Path | None = None
         self.lender_lost = anyio.Event()
         self.vectors = VectorCache()
         self._scopes: dict[SearchFilters, tuple[tuple[int, int, int], Any]] = {}
         self._loading = anyio.Lock()
+
+    @property
+    def lender(self) -> Path | None:
+        """The socket of the process that lends its model to this one, if one does."""
+        return self._lender
+
+    @lender.setter
+    def lender(self, path: Path | None) -> None:
+        if path is not None and self.lender_lost.is_set():
+            self.lender_lost = anyio.Event()  # borrowing again: the next loss is news
+        self._lender = path
 
     @property
     def ready(self) -> bool:

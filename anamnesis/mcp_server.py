@@ -695,9 +695,9 @@ async def _recall_in_background(state: ServerState) -> None:
     memory = state.opened
     if memory is None or memory.semantic is None:
         return
-    if await memory.borrow_model():
-        await memory.semantic.lender_lost.wait()  # the service went away: load a model here
-    await memory.keep_vectors_fresh()
+    from anamnesis.model_lending import share_model
+
+    await share_model(memory)  # borrow the home's one model, or load it here and lend it
 
 
 async def _sync(memory: Memory) -> Mapping[str, Any]:

@@ -199,3 +199,44 @@ async def test_search_keeps_up_with_vectors_that_come_change_and_go(memory: Memo
     hits = await memory.search(QUESTION, SearchFilters(), 1)
     assert (hits[0].id, hits[0].match) == (lunch.id, "semantic")
     assert (await memory.search("where do we eat together", SearchFilters(), 1))[0].id == branches.id
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_without_a_service_the_first_session_lends_its_model_to_the_others(config: Config) -> None:
+    import anyio
+
+    from anamnesis.model_lending import share_model
+
+    async def ready(memory: Memory) -> None:
+        with anyio.fail_after(60):
+            while not (memory.semantic and memory.semantic.ready):
+                await anyio.sleep(0.05)
+
+    async with open_memory(config) as first, open_memory(config) as second:
+        billing = await write_all(first)
+        await first.embed_pending(static=False)  # (loads the model in the first session)
+        assert first.semantic is not None
+        assert second.semantic is not None
+        async with anyio.create_task_group() as tasks:
+            lender, gone = anyio.CancelScope(), anyio.Event()
+
+            async def run_first() -> None:
+                with lender:
+                    await share_model(first)
+                gone.set()
+
+            tasks.start_soon(run_first)
+            await ready(first)
+            tasks.start_soon(share_model, second)
+            await ready(second)
+            assert first.semantic.embedder is not None  # the first session loaded the model…
+            assert second.semantic.embedder is None  # …and the second borrows it
+            assert (await second.search(QUESTION, SearchFilters(), 3))[0].id == billing
+            lender.cancel()  # that session ends: the next to need the model loads it and lends it
+            await gone.wait()
+            assert await second.search(QUESTION) == []  # lexical meanwhile, no error
+            with anyio.fail_after(60):
+                while second.semantic.embedder is None:
+                    await anyio.sleep(0.05)
+            assert (await second.search(QUESTION, SearchFilters(), 3))[0].id == billing
+            tasks.cancel_scope.cancel()
