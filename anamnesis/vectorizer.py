@@ -48,10 +48,11 @@ async def embed_pending(
         texts = [text for _, _, text in pending]
 
         def compute(texts: list[str] = texts, table: StaticTable | None = table) -> list[tuple[bytes, bytes | None]]:
-            dense = embedder.embed(texts).astype("float16")
+            ids = embedder.piece_ids([text or " " for text in texts])  # tokenised once for both
+            dense = embedder.embed_pieces(ids).astype("float16")
             if table is None:
                 return [(row.tobytes(), None) for row in dense]
-            pieces = table.note_vectors(embedder.piece_ids(texts)).astype("float16")
+            pieces = table.note_vectors(ids).astype("float16")
             return [(row.tobytes(), piece.tobytes()) for row, piece in zip(dense, pieces, strict=True)]
 
         vectors = await anyio.to_thread.run_sync(compute)

@@ -57,6 +57,14 @@ def test_padding_does_not_change_a_vector(embedder) -> None:  # type: ignore[no-
     assert float(alone @ batched) > 0.9999
 
 
+def test_many_texts_of_mixed_lengths_get_the_vectors_they_get_alone(embedder) -> None:  # type: ignore[no-untyped-def]
+    # Batched by length under a token budget (several batches here), each row stays in its place.
+    texts = [f"note {n}: " + "the export job retried " * (n * 7 % 40) for n in range(40)]
+    together = embedder.embed(texts)
+    alone = np.stack([embedder.embed_one(text) for text in texts])
+    assert (together * alone).sum(axis=1).min() > 0.9999
+
+
 def test_a_model_file_that_is_not_the_pinned_one_is_refused(tmp_path: Path) -> None:
     impostor = tmp_path / "model.onnx"
     impostor.write_bytes(b"not the model" * 1000)
