@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import anyio.to_thread
 
 from anamnesis.queries import (
+    Candidates,
     candidates_plan,
     dense_vectors_plan,
     hits_plan,
@@ -130,8 +131,8 @@ class Semantic:
     """The semantic side of one long-lived process: the model once loaded, and the vectors.
 
     `embedder` is None until `load` succeeds; `problem` says why it did not (shown by
-    `status`, `doctor` and the dashboard). Vectors are read from the index again only when
-    its vector generation changed (another process embedded or dropped some).
+    `status`, `doctor` and the dashboard). `vectors` is read whole once, then only what came
+    or changed when the index's vector generation moves (any process embedded or dropped some).
     """
 
     def __init__(self, embedder: Embedder | None = None, problem: str | None = None) -> None:
@@ -229,9 +230,19 @@ async def hybrid_search(
     if query is None:
         return []
     depth = max(fusion.depth, wanted)
-    found = await index.run(candidates_plan(query, filters, depth))
-    lexical, strict_pks = found.scores, set(found.strict)
-    dense = await _dense_scores(index, semantic, text, query.terms, filters, depth, fusion)
+    scope = await _dense_scope(index, semantic, text, query.terms, filters, fusion)
+    found: list[Candidates] = []
+
+    async def lexical_side() -> None:  # SQLite ranks lexically while the query is embedded
+        found.append(await index.run(candidates_plan(query, filters, depth)))
+
+    query_vector = None
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(lexical_side)
+        if scope is not None:
+            query_vector = await semantic.query_vector(scope.text)
+    dense = _dense_scores(scope, query_vector, depth) if scope is not None else {}
+    lexical, strict_pks = found[0].scores, set(found[0].strict)
     fused = fuse(lexical, dense, fusion, strict_pks)
     ranked = sorted(fused.items(), key=lambda item: -item[1])[:wanted]
     matches = [(pk, score, _match(pk, strict_pks, lexical)) for pk, score in ranked]
@@ -242,29 +253,40 @@ def _match(pk: int, strict: set[int], lexical: dict[int, float]) -> str:
     return "strict" if pk in strict else "relaxed" if pk in lexical else "semantic"
 
 
-async def _dense_scores(
+@dataclass(frozen=True, slots=True)
+class _DenseScope:
+    text: str  # what is embedded: the query without the scope's common words
+    vectors: VectorCache
+    rows: Any  # the matrix rows within the filters; None: every vector
+
+
+async def _dense_scope(
     index: SearchIndex,
     semantic: Semantic,
     text: str,
     terms: tuple[str, ...],
     filters: SearchFilters,
-    depth: int,
     fusion: Fusion,
-) -> dict[int, float]:
-    """Cosine of the best `depth` notes in scope to the query, its scope-common words dropped."""
-    import numpy as np
-
+) -> _DenseScope | None:
+    """The vectors in scope and the text to embed (None: no vector in scope)."""
     vectors, rows, scope_size = await semantic.scope_rows(index, filters)
     if not (len(vectors.rows) if rows is None else len(rows)):
-        return {}
+        return None
     cap = int(fusion.common_share * scope_size)
     common: set[str] = set()
     if len(terms) > 1 and filters.projects:  # a project's own words; across all, few are that common
         counts = await index.run(term_counts_plan(terms, filters, cap + 1))
         common = {term for term, count in zip(terms, counts, strict=True) if count > cap}
-    query_vector = await semantic.query_vector(dense_query(text, common))
+    return _DenseScope(dense_query(text, common), vectors, rows)
+
+
+def _dense_scores(scope: _DenseScope, query_vector: Any | None, depth: int) -> dict[int, float]:
+    """Cosine of the best `depth` notes in scope to the query."""
+    import numpy as np
+
     if query_vector is None:
         return {}
+    vectors, rows = scope.vectors, scope.rows
     # One pass over the whole matrix, then the scope's rows: cheaper than gathering (copying)
     # the scope's rows first. Free rows are zero and out of any scope.
     scores = vectors.used @ query_vector

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 
 import anyio.to_thread
 
+from anamnesis.embedding import release_memory
+
 if TYPE_CHECKING:
     from anamnesis.embedding import Embedder
     from anamnesis.index import SearchIndex
@@ -42,7 +44,7 @@ async def embed_pending(
     while True:
         pending = await index.pending_embeddings(batch, with_static=static)
         if not pending:
-            return stored
+            break
         if table is None and static:
             table = await static_table(index, embedder)
         texts = [text for _, _, text in pending]
@@ -63,7 +65,10 @@ async def embed_pending(
         if progress is not None:
             progress(min(done + stored, total), total)
         if len(pending) < batch:
-            return stored
+            break
+    if stored > batch:
+        await anyio.to_thread.run_sync(release_memory)
+    return stored
 
 
 async def static_table(index: SearchIndex, embedder: Embedder) -> StaticTable:

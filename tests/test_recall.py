@@ -213,7 +213,7 @@ async def test_search_keeps_up_with_vectors_that_come_change_and_go(memory: Memo
 async def test_without_a_service_the_first_session_lends_its_model_to_the_others(config: Config) -> None:
     import anyio
 
-    from anamnesis.model_lending import share_model
+    from anamnesis.model_lending import share_model, socket_path
 
     async def ready(memory: Memory) -> None:
         with anyio.fail_after(60):
@@ -234,7 +234,11 @@ async def test_without_a_service_the_first_session_lends_its_model_to_the_others
                 gone.set()
 
             tasks.start_soon(run_first)
-            await ready(first)
+            lending = socket_path(config.layout)
+            assert lending is not None
+            with anyio.fail_after(60):
+                while not lending.exists():
+                    await anyio.sleep(0.05)
             tasks.start_soon(share_model, second)
             await ready(second)
             assert first.semantic.embedder is not None  # the first session loaded the model…
