@@ -288,8 +288,10 @@ def _dense_scores(scope: _DenseScope, query_vector: Any | None, depth: int) -> d
         return {}
     vectors, rows = scope.vectors, scope.rows
     # One pass over the whole matrix, then the scope's rows: cheaper than gathering (copying)
-    # the scope's rows first. Free rows are zero and out of any scope.
-    scores = vectors.used @ query_vector
+    # the scope's rows first. Free rows are zero and out of any scope. einsum, not `@`: numpy's
+    # BLAS splits a matrix-vector product over threads that spin, and on a busy machine that
+    # took 17-22 ms over 10k vectors where einsum's one thread takes 0.8-1.4 ms.
+    scores = np.einsum("ij,j->i", vectors.used, query_vector)
     if rows is None:
         rows = np.flatnonzero(vectors.pks[: len(scores)] >= 0)
     scores = scores[rows]

@@ -9,8 +9,9 @@
   `Memory.embed_pending`, as the service or `reindex` does it (the static table distilled
   first when the index has none); notes/s, wall and CPU, next to the floor: the same texts in
   the same batches straight into the ONNX session (tokenising and building the inputs untimed);
-- `--synthetic-vectors`: notes still without a vector get a random unit one (stated in the
-  output), so search latency at 100k can be measured without embedding 100k notes first;
+- `--synthetic-vectors`: notes without a vector get a random unit one first (stated in the
+  output), so search latency at 100k can be measured without embedding 100k notes (the
+  `--embed` sample is still embedded for real);
 - hybrid search: `Memory.search` (model warm, vectors loaded) unfiltered and with a
   project+global filter, p50/p95 over the generated queries, next to the lexical search on the
   same index (the floor: what hybrid adds to it);
@@ -107,6 +108,9 @@ async def main(n: int, count: int, sample: int, synthetic: bool) -> int:
     queries = make_queries(count)
     async with open_memory(config) as memory:
         await memory.ensure_fresh()
+        if synthetic:
+            filled = fill_synthetic(config.layout.index_path)
+            print(f"  synthetic vectors for {filled} notes without one (search latency only)")
         drop_vectors(config.layout.index_path, sample)
         before = rss_mb()
         started = time.perf_counter()
@@ -137,8 +141,6 @@ async def main(n: int, count: int, sample: int, synthetic: bool) -> int:
                 f"raw session.run: {raw:.1f} s = {len(texts) / raw:.0f} notes/s ({len(texts) / raw_cpu:.0f}/CPU-s); "
                 f"10k notes at this rate: {10_000 / stored * seconds:.0f} s"
             )
-        if synthetic:
-            print(f"  synthetic vectors for {fill_synthetic(config.layout.index_path)} notes (search latency only)")
         print(f"  vectors: {status['embedded']}/{status['notes']}")
         print(
             f"  resident memory: {before:.0f} MB before the model, +{loaded - before:.0f} MB loaded, "
