@@ -235,8 +235,11 @@ async def warm_calls(
         _, page = await timed(client, "memory_list", {"project": "*", "limit": 50})
         await timed(client, "memory_status", {})
         assert page.structured_content is not None
+        gets = []
         for note in page.structured_content["notes"][:20]:
-            await timed(client, "memory_get", {"id": note["id"]})
+            elapsed, _result = await timed(client, "memory_get", {"id": note["id"]})
+            gets.append(elapsed)
+        largest["(memory_get round trip p50, s)"] = p50(gets)
         searched_rss = servers_rss_mb()[first_pid]
         async with connect(params) as second:
             await second.call_tool("memory_search", {"query": "deploy"})
@@ -283,7 +286,8 @@ def main(argv: list[str] | None = None) -> int:
     table.add("  floor: import mcp.server.mcpserver (p50)", floor, None, None)
     table.add("  same import, without interpreter exit", p50(bare_floors), None, None)
     table.add("first search after start", first, None, None)
-    table.add("memory_search round trip p50", p50(samples), None, SEARCH_P50_TARGET)
+    get_p50 = largest.pop("(memory_get round trip p50, s)")
+    table.add("memory_search round trip p50 (floor: memory_get)", p50(samples), get_p50, SEARCH_P50_TARGET)
     table.add("memory_search round trip p95", p95(samples), None, None)
     table.add_text(
         "added VmRSS, first server (loads and lends the model)",
