@@ -197,17 +197,19 @@ def scope_plan(filters: SearchFilters) -> Plan[list[int]]:
 
 def term_counts_plan(terms: Sequence[str], filters: SearchFilters, cap: int) -> Plan[list[int]]:
     """How many notes within `filters` contain each term, counted up to `cap` (one FTS5 count
-    each, stopped early: "more than cap" is all a caller needs to know)."""
+    each, stopped early: "more than cap" is all a caller needs to know), in one statement."""
+    if not terms:
+        return []
     where, params = filter_sql(filters)
-    counts = []
+    count = (
+        "(SELECT count(*) FROM (SELECT 1 FROM notes_fts JOIN notes n ON n.pk = notes_fts.rowid "
+        f"WHERE notes_fts MATCH ? {where} LIMIT ?))"
+    )
+    values: list[Any] = []
     for term in terms:
-        rows = yield (
-            "SELECT count(*) FROM (SELECT 1 FROM notes_fts JOIN notes n ON n.pk = notes_fts.rowid "
-            f"WHERE notes_fts MATCH ? {where} LIMIT ?)",
-            ['"' + term.replace('"', '""') + '"', *params, cap],
-        )
-        counts.append(int(rows[0][0]))
-    return counts
+        values.extend(['"' + term.replace('"', '""') + '"', *params, cap])
+    rows = yield ("SELECT " + ", ".join([count] * len(terms)), values)
+    return [int(value) for value in rows[0]]
 
 
 def terms_matched_plan(terms: Sequence[str], pks: Sequence[int]) -> Plan[dict[int, int]]:
