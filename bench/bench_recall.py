@@ -121,6 +121,8 @@ async def main(n: int, count: int, sample: int, synthetic: bool) -> int:
         embedder = memory.semantic.embedder
         assert embedder is not None
         texts = [text for _, _, text in await memory.index.pending_embeddings(10**7, with_static=True)]
+        if not await memory.index.static_pieces():
+            print("  this index has no static table yet: the embedding below includes distilling it (once)")
         started, cpu = time.perf_counter(), time.process_time()
         stored = await memory.embed_pending()
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
