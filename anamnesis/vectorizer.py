@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 
 import anyio.to_thread
 
+from anamnesis.embedding import release_memory
+
 if TYPE_CHECKING:
     from anamnesis.embedding import Embedder
     from anamnesis.index import SearchIndex
@@ -42,16 +44,17 @@ async def embed_pending(
     while True:
         pending = await index.pending_embeddings(batch, with_static=static)
         if not pending:
-            return stored
+            break
         if table is None and static:
             table = await static_table(index, embedder)
         texts = [text for _, _, text in pending]
 
         def compute(texts: list[str] = texts, table: StaticTable | None = table) -> list[tuple[bytes, bytes | None]]:
-            dense = embedder.embed(texts).astype("float16")
+            ids = embedder.piece_ids([text or " " for text in texts])  # tokenised once for both
+            dense = embedder.embed_pieces(ids).astype("float16")
             if table is None:
                 return [(row.tobytes(), None) for row in dense]
-            pieces = table.note_vectors(embedder.piece_ids(texts)).astype("float16")
+            pieces = table.note_vectors(ids).astype("float16")
             return [(row.tobytes(), piece.tobytes()) for row, piece in zip(dense, pieces, strict=True)]
 
         vectors = await anyio.to_thread.run_sync(compute)
@@ -62,7 +65,10 @@ async def embed_pending(
         if progress is not None:
             progress(min(done + stored, total), total)
         if len(pending) < batch:
-            return stored
+            break
+    if stored > batch:
+        await anyio.to_thread.run_sync(release_memory)
+    return stored
 
 
 async def static_table(index: SearchIndex, embedder: Embedder) -> StaticTable:

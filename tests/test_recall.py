@@ -58,6 +58,14 @@ def test_padding_does_not_change_a_vector(embedder) -> None:  # type: ignore[no-
     assert float(alone @ batched) > 0.9999
 
 
+def test_many_texts_of_mixed_lengths_get_the_vectors_they_get_alone(embedder) -> None:  # type: ignore[no-untyped-def]
+    # Batched by length under a token budget (several batches here), each row stays in its place.
+    texts = [f"note {n}: " + "the export job retried " * (n * 7 % 40) for n in range(40)]
+    together = embedder.embed(texts)
+    alone = np.stack([embedder.embed_one(text) for text in texts])
+    assert (together * alone).sum(axis=1).min() > 0.9999
+
+
 def test_a_model_file_that_is_not_the_pinned_one_is_refused(tmp_path: Path) -> None:
     impostor = tmp_path / "model.onnx"
     impostor.write_bytes(b"not the model" * 1000)
@@ -173,3 +181,75 @@ async def test_a_session_borrows_the_services_model_instead_of_loading_its_own(c
         assert session.semantic.lender_lost.is_set()  # (an MCP server then loads its own model)
         assert await session.load_model() is None
         assert (await session.search(QUESTION, SearchFilters(), 3))[0].id == billing
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_search_keeps_up_with_vectors_that_come_change_and_go(memory: Memory) -> None:
+    # The process keeps the vectors in memory between searches and updates them in place:
+    # a note written, edited or deleted after they were loaded is ranked by its new vector.
+    await memory.load_model()
+    billing = await write_all(memory)
+    await memory.embed_pending(static=False)
+    assert (await memory.search(QUESTION, SearchFilters(), 1))[0].id == billing  # vectors loaded
+    await memory.delete(billing)
+    lunch = await memory.write(
+        NoteDraft(type="semantic", title="Team lunch", body="Team lunch is on Thursdays at the Thai place.")
+    )
+    branches = await memory.write(
+        NoteDraft(type="procedural", title="Branches", body="Name a branch after its ticket.")
+    )
+    await memory.embed_pending(static=False)
+    assert (await memory.search("where do we eat together", SearchFilters(), 1))[0].id == lunch.id
+    assert billing not in [hit.id for hit in await memory.search(QUESTION, SearchFilters(), 8)]
+    note = await memory.get(lunch.id)
+    await memory.save(note.with_changes(title="Export outage", body=BILLING.body))
+    await memory.save((await memory.get(branches.id)).with_changes(title="Thursdays", body=note.body))
+    await memory.embed_pending(static=False)
+    hits = await memory.search(QUESTION, SearchFilters(), 1)
+    assert (hits[0].id, hits[0].match) == (lunch.id, "semantic")
+    assert (await memory.search("where do we eat together", SearchFilters(), 1))[0].id == branches.id
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_without_a_service_the_first_session_lends_its_model_to_the_others(config: Config) -> None:
+    import anyio
+
+    from anamnesis.model_lending import share_model, socket_path
+
+    async def ready(memory: Memory) -> None:
+        with anyio.fail_after(60):
+            while not (memory.semantic and memory.semantic.ready):
+                await anyio.sleep(0.05)
+
+    async with open_memory(config) as first, open_memory(config) as second:
+        billing = await write_all(first)
+        await first.embed_pending(static=False)  # (loads the model in the first session)
+        assert first.semantic is not None
+        assert second.semantic is not None
+        async with anyio.create_task_group() as tasks:
+            lender, gone = anyio.CancelScope(), anyio.Event()
+
+            async def run_first() -> None:
+                with lender:
+                    await share_model(first)
+                gone.set()
+
+            tasks.start_soon(run_first)
+            lending = socket_path(config.layout)
+            assert lending is not None
+            with anyio.fail_after(60):
+                while not lending.exists():
+                    await anyio.sleep(0.05)
+            tasks.start_soon(share_model, second)
+            await ready(second)
+            assert first.semantic.embedder is not None  # the first session loaded the model…
+            assert second.semantic.embedder is None  # …and the second borrows it
+            assert (await second.search(QUESTION, SearchFilters(), 3))[0].id == billing
+            lender.cancel()  # that session ends: the next to need the model loads it and lends it
+            await gone.wait()
+            assert await second.search(QUESTION) == []  # lexical meanwhile, no error
+            with anyio.fail_after(60):
+                while second.semantic.embedder is None:
+                    await anyio.sleep(0.05)
+            assert (await second.search(QUESTION, SearchFilters(), 3))[0].id == billing
+            tasks.cancel_scope.cancel()

@@ -114,18 +114,18 @@ def build_server(config: Config, project: str, *, sync: SyncFn | None = None) ->
 
 
 async def _recall_in_background(state: ServerState) -> None:
-    """Once the server has answered: use the model the service lends (one copy per machine; the
-    service also embeds) for as long as it answers, or else load one here and keep this
-    session's writes (and anything else without a vector) embedded. Search meanwhile is
-    lexical, never waiting."""
+    """Once the server has answered: borrow the home's one model (from the service, or from the
+    first session that loaded it), or else load it here and lend it to the sessions after this
+    one, keeping this session's writes (and anything else without a vector) embedded. Search
+    meanwhile is lexical, never waiting."""
     with anyio.move_on_after(MODEL_LOAD_DELAY):
         await state.called.wait()
     memory = state.opened
     if memory is None or memory.semantic is None:
         return
-    if await memory.borrow_model():
-        await memory.semantic.lender_lost.wait()  # the service went away: load a model here
-    await memory.keep_vectors_fresh()
+    from anamnesis.model_lending import share_model
+
+    await share_model(memory)  # borrow the home's one model, or load it here and lend it
 
 
 async def _sync(memory: Memory) -> Mapping[str, Any]:
