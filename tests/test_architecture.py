@@ -217,3 +217,13 @@ def test_the_package_has_no_import_cycles() -> None:
     paths = {_module_name(path): path for path in PACKAGE.rglob("*.py")}
     graph = {name: _run_time_imports(name, path, set(paths)) for name, path in paths.items()}
     assert _cycles(graph) == []
+
+
+def test_the_readme_layout_names_every_module() -> None:
+    readme = (PACKAGE.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Layout of the code", 1)[1].split("\n## ", 1)[0]
+    named = set(re.findall(r"`([a-z_]+)/?`", section))
+    modules = {path.stem for path in PACKAGE.rglob("*.py") if path.stem not in {"__init__", "__main__"}}
+    packages = {path.parent.name for path in PACKAGE.rglob("*/__init__.py")}
+    missing = sorted((modules | packages) - named)
+    assert missing == [], f"name these in the README's 'Layout of the code': {missing}"
