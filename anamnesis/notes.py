@@ -163,6 +163,8 @@ def _check_encodable(name: str, value: str, *, single_line: bool) -> None:
     message or a path-like key, which git and the OS refuse after the file is written."""
     if single_line and "\x00" in value:
         raise NoteValidationError(name, "must not contain a NUL character")
+    if value.isascii():
+        return
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:
@@ -266,6 +268,8 @@ def _check_extra_values(data: dict[Any, Any], path: str | None) -> None:
 
 
 def _text(value: Any) -> str:
+    if type(value) is str:
+        return value.strip()
     if isinstance(value, (dict, list)):
         raise TypeError(f"expected text, got a {type(value).__name__}")
     return str(value).strip()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-_LINE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*): ([^\n]*)\n")
+_LINE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*): ([^\n]*)\n", re.MULTILINE)
 _DECIMAL = re.compile(r"[0-9]+\.[0-9]+")
 # Anything YAML reads with care in a value (tabs, control characters, line and byte-order
 # marks): a front matter holding one goes to YAML whole.
@@ -50,8 +50,9 @@ class PlainReader:
         if not front or _UNPRINTABLE.search(front):
             return None
         pairs = _LINE.findall(front)
-        # The lines must tile the text: each match is `key: value\n`, 3 characters besides its parts.
-        if sum(len(key) + len(raw) + 3 for key, raw in pairs) != len(front):
+        # A match is a whole line (it starts a line and runs to its newline): as many matches as
+        # lines, the last one ended, means every line is `key: value`.
+        if len(pairs) != front.count("\n") or front[-1] != "\n":
             return None
         data: dict[str, Any] = {}
         seen = self._seen
