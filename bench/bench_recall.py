@@ -37,12 +37,14 @@ import anyio  # noqa: E402
 from common import Table, machine_line, p50, p95  # noqa: E402
 from generate import ensure_store, make_queries  # noqa: E402
 
-from anamnesis.config import load_config  # noqa: E402
+from anamnesis.config import Config, load_config  # noqa: E402
 from anamnesis.embedding import batches  # noqa: E402
+from anamnesis.index import SearchIndex  # noqa: E402
 from anamnesis.memory import open_memory  # noqa: E402
 from anamnesis.queries import run_sync, search_plan  # noqa: E402
 from anamnesis.search import SearchFilters  # noqa: E402
 from anamnesis.static_recall import static_search_plan  # noqa: E402
+from anamnesis.store import NoteStore  # noqa: E402
 
 SEARCH_P50_TARGETS = {10_000: 0.015, 100_000: 0.060}
 EMBED_RATE_TARGET = 150.0
@@ -100,6 +102,17 @@ def rss_mb() -> float:
     return 0.0
 
 
+async def pending_texts(config: Config) -> tuple[list[str], bool]:
+    """The texts `embed_pending` is about to embed, and whether the index has a static table:
+    read on a second connection to the index, behind `Memory` (a benchmark's look)."""
+    index = await SearchIndex.open(config.layout.index_path, NoteStore(config.layout))
+    try:
+        pending = await index.pending_embeddings(10**7, with_static=True)
+        return [text for _, _, text in pending], bool(await index.static_pieces())
+    finally:
+        await index.aclose()
+
+
 async def main(n: int, count: int, sample: int, synthetic: bool) -> int:
     print(f"bench_recall · {n} notes\n{machine_line()}")
     home = await ensure_store(n)
@@ -120,8 +133,8 @@ async def main(n: int, count: int, sample: int, synthetic: bool) -> int:
         assert memory.semantic is not None
         embedder = memory.semantic.embedder
         assert embedder is not None
-        texts = [text for _, _, text in await memory.index.pending_embeddings(10**7, with_static=True)]
-        if not await memory.index.static_pieces():
+        texts, has_static = await pending_texts(config)
+        if not has_static:
             print("  this index has no static table yet: the embedding below includes distilling it (once)")
         started, cpu = time.perf_counter(), time.process_time()
         stored = await memory.embed_pending()
