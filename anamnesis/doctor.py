@@ -263,7 +263,7 @@ async def check_upkeep(config: Config) -> list[Finding]:
         return []
     found = await footprint(repo)
     record = last_upkeep(config.layout)
-    when = "never" if record is None else f"{_ago(time.time() - record.finished_at)} ago"
+    when = "never" if record is None else f"{age(time.time() - record.finished_at)} ago"
     message = (
         f"repository: {found.loose_objects} loose objects, {found.packs} packs, "
         f"{(found.loose_bytes + found.pack_bytes) / (1 << 20):.1f} MiB; history index "
@@ -277,7 +277,8 @@ async def check_upkeep(config: Config) -> list[Finding]:
     return [Finding("ok", "upkeep", message)]
 
 
-def _ago(seconds: float) -> str:
+def age(seconds: float) -> str:
+    """A duration as people read it: "40 s", "3 min", "5 h", "2 d"."""
     for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
         if seconds >= size:
             return f"{seconds / size:.0f} {unit}"

@@ -85,6 +85,13 @@ def make_stale(machine: Machine) -> None:
             os.utime(path, (1, 1))
 
 
+async def news_overnight(desktop: Machine, laptop: Machine, title: str) -> None:
+    """The desktop writes `title` and syncs it to the hub; the laptop's last sync is old."""
+    await desktop.write(title, "Written on the desktop.", type="procedural", project="global")
+    assert (await desktop.sync()).ok
+    make_stale(laptop)
+
+
 # -- the service -------------------------------------------------------------------------------
 
 
@@ -182,11 +189,7 @@ async def test_the_first_session_after_a_night_asleep_holds_the_note_the_other_m
 ) -> None:
     desktop, laptop = await two_machines(tmp_path, hub)
     laptop.set_sync(start_wait=10)  # a bound for a loaded test machine; the default is 1.5 s
-    await desktop.write(
-        "Always run the linters before a commit", "Written on the desktop.", type="procedural", project="global"
-    )
-    assert (await desktop.sync()).ok
-    make_stale(laptop)
+    await news_overnight(desktop, laptop, "Always run the linters before a commit")
     context = context_of(await session_start(laptop, tmp_path))
     assert "Always run the linters before a commit" in context
     assert ARRIVING not in context
@@ -197,9 +200,7 @@ async def test_past_the_bound_the_session_hears_that_notes_are_arriving_and_the_
 ) -> None:
     desktop, laptop = await two_machines(tmp_path, hub)
     laptop.set_sync(start_wait=5)
-    await desktop.write("Prefer small pull requests", "Written on the desktop.", type="procedural", project="global")
-    assert (await desktop.sync()).ok
-    make_stale(laptop)
+    await news_overnight(desktop, laptop, "Prefer small pull requests")
     # Another sync holds the lock: the session's sync sees the news but cannot bring it in time.
     async with file_lock(laptop.home / "state" / "sync.lock", BOUND, "the sync"):
         context = context_of(await session_start(laptop, tmp_path))

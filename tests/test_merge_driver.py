@@ -192,3 +192,13 @@ def test_two_machines_editing_within_one_second_merge_and_the_hub_names_the_mach
     merged = parse_note(merge_texts(text(BASE), text(ours), text(theirs)))
     assert merged.machine_id == "server"
     assert merged.body.endswith("- server\n- laptop")
+
+
+def test_front_matter_from_the_hub_that_could_expand_without_bound_is_a_conflict_not_a_merge() -> None:
+    base = "---\ntitle: Plain\n---\nBody.\n"
+    ours = "---\ntitle: Ours\n---\nBody.\n"
+    laughs = "".join(f"l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * 9) + "]\n" for i in range(1, 9))
+    theirs = "---\nl0: &l0 x\n" + laughs + "---\nBody.\n"
+
+    with pytest.raises(MergeConflict, match="alias"):
+        merge_texts(base, ours, theirs)

@@ -85,19 +85,13 @@ def _ago(when: str | None) -> str:
         return "never"
     from datetime import UTC, datetime
 
+    from anamnesis.doctor import age
+
     try:
         seconds = (datetime.now(UTC) - datetime.fromisoformat(when.replace("Z", "+00:00"))).total_seconds()
     except ValueError:
         return when
-    if seconds < 120:
-        age = f"{max(0, int(seconds))} s"
-    elif seconds < 7200:
-        age = f"{int(seconds // 60)} min"
-    elif seconds < 172800:
-        age = f"{int(seconds // 3600)} h"
-    else:
-        age = f"{int(seconds // 86400)} days"
-    return f"{age} ago ({when})"
+    return f"{age(seconds)} ago ({when})"
 
 
 async def doctor(config: Config, args: argparse.Namespace, io: IO) -> int:

@@ -22,26 +22,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from anamnesis.errors import MergeConflict, NoteFormatError
-from anamnesis.front_matter import split_front_matter
+from anamnesis.front_matter import dump_front_matter, read_front_matter, split_front_matter
 from anamnesis.notes import parse_note, render_note
 
 _MISSING: Any = object()
 # Keys where two different values are both right: the later edit's value wins.
 _LATEST_WINS = frozenset({"machine_id"})
 _TIME_KEY = "updated_at"
-
-
-class _Loader(yaml.SafeLoader):
-    """Safe YAML without the timestamp resolver, so `2026-11-20T10:00:00Z` stays a string."""
-
-
-_Loader.yaml_implicit_resolvers = {
-    first: [pair for pair in resolvers if pair[0] != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
 
 
 def merge_texts(base: str, ours: str, theirs: str) -> str:
@@ -60,8 +48,7 @@ def merge_texts(base: str, ours: str, theirs: str) -> str:
     (fm_b, body_b), (fm_o, body_o), (fm_t, body_t) = parts  # type: ignore[misc]
     front = merge_front_matter(fm_b, fm_o, fm_t)
     body = merge_body(body_b, body_o, body_t)
-    dumped = yaml.safe_dump(front, sort_keys=False, allow_unicode=True, default_flow_style=None, width=1_000_000)
-    text = f"---\n{dumped}---\n{body}"
+    text = f"---\n{dump_front_matter(front)}---\n{body}"
     if _is_note(ours) and _is_note(theirs):
         try:
             return render_note(parse_note(text))
@@ -76,15 +63,12 @@ def _split(text: str) -> tuple[dict[str, Any], str] | None:
         front, body = split_front_matter(text)
     except NoteFormatError:
         return None
-    try:
-        data = yaml.load(front, Loader=_Loader)  # noqa: S506 - a safe loader
-    except yaml.YAMLError as exc:
-        raise MergeConflict("front-matter is not valid YAML") from exc
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise MergeConflict("front-matter is not a mapping")
-    return data, body
+    if not front.strip():
+        return {}, body
+    try:  # bounded like every front matter read: the other side's text came from the hub
+        return read_front_matter(front), body
+    except NoteFormatError as exc:
+        raise MergeConflict(exc.reason) from exc
 
 
 def _is_note(text: str) -> bool:
