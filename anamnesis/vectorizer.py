@@ -84,7 +84,7 @@ async def static_table(index: SearchIndex, embedder: Embedder) -> StaticTable:
         weights = [by_piece[piece][0] for piece in vocabulary]
         matrix = np.frombuffer(b"".join(by_piece[piece][1] for piece in vocabulary), dtype=np.float16)
         return StaticTable(matrix.reshape(len(vocabulary), -1).astype(np.float32), weights)
-    pooled = [await anyio.to_thread.run_sync(embedder.pool, batch) for batch in piece_batches(vocabulary)]
+    pooled = [await anyio.to_thread.run_sync(embedder.embed_pieces, batch) for batch in piece_batches(vocabulary)]
     texts = [text for _, _, text in await index.pending_embeddings(ALL_NOTES, with_static=True)]
     note_pieces = await anyio.to_thread.run_sync(embedder.piece_ids, texts) if texts else []
     table = build(vocabulary, np.concatenate(pooled), note_pieces)

@@ -7,8 +7,9 @@
 
 - embedding: the vectors of the `--embed` newest notes are dropped and made again by
   `Memory.embed_pending`, as the service or `reindex` does it (the static table distilled
-  first when the index has none); notes/s, wall and CPU, next to the floor: the same texts in
-  the same batches straight into the ONNX session (tokenising and building the inputs untimed);
+  first when the index has none); notes/s, wall and CPU, next to the floor: the same texts
+  straight into the ONNX session, as many at once as the embedder runs (tokenising and
+  building the inputs untimed);
 - `--synthetic-vectors`: notes without a vector get a random unit one first (stated in the
   output), so search latency at 100k can be measured without embedding 100k notes (the
   `--embed` sample is still embedded for real);
@@ -28,6 +29,7 @@ import argparse
 import sqlite3
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,7 +40,6 @@ from common import Table, machine_line, p50, p95  # noqa: E402
 from generate import ensure_store, make_queries  # noqa: E402
 
 from anamnesis.config import Config, load_config  # noqa: E402
-from anamnesis.embedding import batches  # noqa: E402
 from anamnesis.index import SearchIndex  # noqa: E402
 from anamnesis.memory import open_memory  # noqa: E402
 from anamnesis.queries import run_sync, search_plan  # noqa: E402
@@ -140,12 +141,13 @@ async def main(n: int, count: int, sample: int, synthetic: bool) -> int:
         stored = await memory.embed_pending()
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
         embedded = rss_mb()
-        # The floor: the same texts in the same batches, straight into session.run.
+        # The floor: the same texts, tokenised beforehand, straight into session.run, as many
+        # at once as the embedder runs.
         pieces = embedder.piece_ids(texts)
-        feeds = [embedder.feeds([pieces[i] for i in batch]) for batch in batches(pieces)]
+        feeds = [embedder.feeds(sequence) for sequence in pieces]
         started, raw_cpu = time.perf_counter(), time.process_time()
-        for feed in feeds:
-            embedder.run(feed)
+        with ThreadPoolExecutor(embedder.workers) as pool:
+            list(pool.map(embedder.run, feeds))
         raw, raw_cpu = time.perf_counter() - started, time.process_time() - raw_cpu
         status = await memory.recall_status()
         tokens = sum(len(p) for p in pieces) / max(1, len(pieces))

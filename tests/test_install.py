@@ -60,3 +60,8 @@ def test_uv_tool_install_from_the_built_wheel_gives_a_working_anamnesis(tmp_path
     found = _run([command, "search", "which configuration style do we prefer"], env).stdout
     assert "Configs over scripts" in found
     assert (home / ".anamnesis" / "memory" / ".git").is_dir()  # the notes live in the git repo under ~/.anamnesis
+    # The wheel carries the embedding model: the installed command embeds with it, no download.
+    billing = ["--title", "Nightly export outage", "The nightly billing export died: the S3 credentials expired."]
+    _run([command, "write", "--type", "semantic", *billing], env)
+    assert "2/2 notes embedded" in _run([command, "reindex"], env, timeout=300).stdout
+    assert "Nightly export outage" in _run([command, "search", "why did the invoices job fail"], env).stdout

@@ -39,14 +39,18 @@ def embedder():  # type: ignore[no-untyped-def]
 
 def test_vectors_match_the_original_fp32_model(embedder) -> None:  # type: ignore[no-untyped-def]
     # Reference vectors computed once by a numpy forward pass of the original fp32 weights of
-    # sentence-transformers/all-MiniLM-L6-v2 (mean pooling, L2 norm): int8 must stay close.
+    # sentence-transformers/all-MiniLM-L6-v2 (mean pooling, L2 norm). The shipped model computes
+    # mostly in int8 (tools/derive_embedding_model.py): each vector stays within cosine 0.99 of
+    # the original (0.994-0.997 measured; a wrong file, pooling or tokenizer lands far below),
+    # and the similarities between sentences, which ranking uses, within 0.03 (0.018 measured).
     reference = json.loads(REFERENCE.read_text(encoding="utf-8"))
     ours = embedder.embed(reference["sentences"])
     expected = np.asarray(reference["vectors"], dtype=np.float32)
     fidelity = (ours * expected).sum(axis=1)
-    assert fidelity.min() >= 0.998, fidelity
-    # and what that buys: a paraphrase is near, an unrelated sentence is not
+    assert fidelity.min() >= 0.99, fidelity
     similarity = ours @ ours.T
+    assert np.abs(similarity - expected @ expected.T).max() <= 0.03
+    # and what that buys: a paraphrase is near, an unrelated sentence is not
     assert similarity[0, 1] > 0.3 > similarity[0, 5] + 0.2
     assert similarity[3, 4] > 0.6
 
