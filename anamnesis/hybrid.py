@@ -143,6 +143,9 @@ class Semantic:
         self.lender_lost = anyio.Event()
         self.vectors = VectorCache()
         self._scopes: dict[SearchFilters, tuple[tuple[int, int, int], Any]] = {}
+        # How many notes in a scope hold a word (counted up to a cap), per (scope, cap, word), for one index stamp.
+        self._term_counts: dict[tuple[SearchFilters, int, str], tuple[tuple[int, int, int], int]] = {}
+        self._stamp: tuple[int, int, int] | None = None
         self._loading = anyio.Lock()
 
     @property
@@ -194,7 +197,7 @@ class Semantic:
         or a new vector)."""
         import numpy as np
 
-        stamp = await index.run(index_stamp_plan())
+        stamp = self._stamp = await index.run(index_stamp_plan())
         vectors = self.vectors
         if stamp[0] != vectors.generation:
             await vectors.refresh(index)
@@ -211,6 +214,30 @@ class Semantic:
             self._scopes.clear()
         self._scopes[filters] = (stamp, (rows, len(scope)))
         return vectors, rows, len(scope)
+
+    async def common_terms(
+        self, index: SearchIndex, terms: tuple[str, ...], filters: SearchFilters, cap: int
+    ) -> set[str]:
+        """The `terms` held by more than `cap` notes within `filters` (after `scope_rows`).
+
+        Counting a word within a project is the costly step of a hybrid search when the word is
+        frequent across the store but rare in the project (FTS5 walks all its notes: 7-14 ms at
+        10k); a process's searches reuse their words, so counts are kept until the index changes.
+        """
+        stamp = self._stamp
+        known = {
+            term: hit[1] for term in terms if (hit := self._term_counts.get((filters, cap, term))) and hit[0] == stamp
+        }
+        unknown = tuple(term for term in terms if term not in known)
+        if unknown:
+            counts = await index.run(term_counts_plan(unknown, filters, cap + 1))
+            if len(self._term_counts) > 4096:
+                self._term_counts.clear()
+            for term, count in zip(unknown, counts, strict=True):
+                known[term] = count
+                if stamp is not None:
+                    self._term_counts[(filters, cap, term)] = (stamp, count)
+        return {term for term in terms if known[term] > cap}
 
 
 async def hybrid_search(
@@ -276,8 +303,7 @@ async def _dense_scope(
     cap = int(fusion.common_share * scope_size)
     common: set[str] = set()
     if len(terms) > 1 and filters.projects:  # a project's own words; across all, few are that common
-        counts = await index.run(term_counts_plan(terms, filters, cap + 1))
-        common = {term for term, count in zip(terms, counts, strict=True) if count > cap}
+        common = await semantic.common_terms(index, terms, filters, cap)
     return _DenseScope(dense_query(text, common), vectors, rows)
 
 

@@ -12,8 +12,10 @@ from anamnesis.config import Config, load_config
 from anamnesis.configedit import edit_config
 from anamnesis.embedding import MODEL_PATH_ENV, load_embedder
 from anamnesis.errors import ModelUnavailableError
+from anamnesis.index import SearchIndex
 from anamnesis.memory import Memory, NoteDraft, open_memory
 from anamnesis.search import SearchFilters
+from anamnesis.store import NoteStore
 
 pytestmark = pytest.mark.anyio
 
@@ -257,3 +259,28 @@ async def test_without_a_service_the_first_session_lends_its_model_to_the_others
                     await anyio.sleep(0.05)
             assert (await second.search(QUESTION, SearchFilters(), 3))[0].id == billing
             tasks.cancel_scope.cancel()
+
+
+async def test_a_projects_common_words_are_counted_again_once_the_index_changes(memory: Memory) -> None:
+    # Words in more than a share of a project's notes are left out of the query's embedding.
+    # Their counts are kept between searches (counting is a search's costly step) but only
+    # while the index stays the same: notes that make a word common must be seen.
+    project = "github.com/acme/ledger"
+    for n in range(8):
+        body = "The ledger closes nightly." if n == 0 else f"Unrelated note number {n}."
+        await memory.write(NoteDraft(type="semantic", title=f"Note {n}", body=body, project=project))
+    semantic = memory.semantic
+    assert semantic is not None
+    index = await SearchIndex.open(memory.config.layout.index_path, NoteStore(memory.config.layout))
+    try:
+        scope = SearchFilters(projects=(project,))
+        await semantic.scope_rows(index, scope)
+        assert await semantic.common_terms(index, ("ledger", "nightly"), scope, cap=2) == set()
+        for n in range(3):
+            await memory.write(
+                NoteDraft(type="semantic", title=f"Ledger {n}", body="More ledger work.", project=project)
+            )
+        await semantic.scope_rows(index, scope)
+        assert await semantic.common_terms(index, ("ledger", "nightly"), scope, cap=2) == {"ledger"}
+    finally:
+        await index.aclose()
