@@ -9,9 +9,10 @@ runs. The tokenizer is bert-base-uncased WordPiece (`models/tokenizer.json`, Apa
 `models/NOTICE`) with padding turned off: padded inputs would make mean pooling average [PAD]
 vectors, and unrelated sentences would score cosine 0.88.
 
-Vectors are the model's own recipe: mean pooling over the attention mask, then L2 norm, so a
-dot product is a cosine. numpy, onnxruntime and tokenizers are imported only when a model is
-loaded (a hook never gets here). Nothing calls a model hub: everything is on disk.
+Vectors are the model's own recipe: mean pooling over the text's tokens (each text runs alone,
+so there is no padding to mask), then L2 norm, so a dot product is a cosine. numpy, onnxruntime
+and tokenizers are imported only when a model is loaded (a hook never gets here). Nothing calls a
+model hub: everything is on disk.
 """
 
 from __future__ import annotations
