@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -86,38 +86,24 @@ class Embedder:
         self._inputs = {i.name for i in session.get_inputs()}
         self.workers = max(1, workers)
 
-    def embed(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> Vectors:
+    def embed(self, texts: Sequence[str]) -> Vectors:
         """One row per text, in order."""
-        return self.embed_pieces(self.piece_ids([text or " " for text in texts]), progress)
+        return self.embed_pieces(self.piece_ids([text or " " for text in texts]))
 
     def embed_one(self, text: str) -> Vectors:
         row: Vectors = self.embed([text])[0]
         return row
 
-    def embed_pieces(
-        self, sequences: Sequence[Sequence[int]], progress: Callable[[int], None] | None = None
-    ) -> Vectors:
-        """One row per pre-tokenised sequence, in order, `workers` at a time; `progress(1)`
-        after each."""
+    def embed_pieces(self, sequences: Sequence[Sequence[int]]) -> Vectors:
+        """One row per pre-tokenised sequence, in order, `workers` at a time."""
         import numpy as np
 
-        out = np.zeros((len(sequences), DIMENSIONS), dtype=np.float32)
-
-        def embed_row(row: int) -> None:
-            out[row] = self.pool(sequences[row])
-
-        for _ in self._each(embed_row, range(len(sequences))):
-            if progress is not None:
-                progress(1)
-        return out
-
-    def _each(self, work: Callable[[int], None], rows: range) -> Iterator[None]:
-        """`work(row)` for every row, `workers` at a time, yielding as each completes in order."""
-        if self.workers == 1 or len(rows) == 1:
-            yield from map(work, rows)  # a query: no pool to start
-            return
-        with ThreadPoolExecutor(self.workers, thread_name_prefix="anamnesis-embed") as pool:
-            yield from pool.map(work, rows)
+        if self.workers == 1 or len(sequences) < 2:  # a query: no pool to start
+            rows = [self.pool(sequence) for sequence in sequences]
+        else:
+            with ThreadPoolExecutor(self.workers, thread_name_prefix="anamnesis-embed") as pool:
+                rows = list(pool.map(self.pool, sequences))
+        return np.stack(rows) if rows else np.zeros((0, DIMENSIONS), dtype=np.float32)
 
     def piece_ids(self, texts: Sequence[str]) -> list[list[int]]:
         """The WordPiece ids of each text, [CLS] and [SEP] included, truncated like the model's input."""

@@ -19,7 +19,7 @@ Snippets are fetched only for the final `limit` hits.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -142,10 +142,7 @@ class Semantic:
         self._lender: Path | None = None
         self.lender_lost = anyio.Event()
         self.vectors = VectorCache()
-        self._scopes: dict[SearchFilters, tuple[tuple[int, int, int], Any]] = {}
-        # How many notes in a scope hold a word (counted up to a cap), per (scope, cap, word), for one index stamp.
-        self._term_counts: dict[tuple[SearchFilters, int, str], tuple[tuple[int, int, int], int]] = {}
-        self._stamp: tuple[int, int, int] | None = None
+        self._scopes: dict[SearchFilters, Scope] = {}
         self._loading = anyio.Lock()
 
     @property
@@ -191,53 +188,57 @@ class Semantic:
             except ModelUnavailableError as exc:
                 self.problem = str(exc)
 
-    async def scope_rows(self, index: SearchIndex, filters: SearchFilters) -> tuple[VectorCache, Any, int]:
-        """The vectors, the rows of them within `filters` (None: all of them), and how many
-        notes `filters` admit; read again only when the index changed (any process's commit,
-        or a new vector)."""
+    async def scope_rows(self, index: SearchIndex, filters: SearchFilters) -> tuple[VectorCache, Scope]:
+        """The vectors and what `filters` admit of them; read again only when the index changed
+        (any process's commit, or a new vector)."""
         import numpy as np
 
-        stamp = self._stamp = await index.run(index_stamp_plan())
+        stamp = await index.run(index_stamp_plan())
         vectors = self.vectors
         if stamp[0] != vectors.generation:
             await vectors.refresh(index)
         cached = self._scopes.get(filters)
-        if cached is not None and cached[0] == stamp:
-            rows, size = cached[1]
-            return vectors, rows, size
-        scope = await index.run(scope_plan(filters))
-        if len(scope) == len(vectors.rows) and all(pk in vectors.rows for pk in scope):
+        if cached is not None and cached.stamp == stamp:
+            return vectors, cached
+        pks = await index.run(scope_plan(filters))
+        if len(pks) == len(vectors.rows) and all(pk in vectors.rows for pk in pks):
             rows = None  # every vector is in scope: score the whole matrix, no gather
         else:
-            rows = np.asarray([vectors.rows[pk] for pk in scope if pk in vectors.rows], dtype=np.int64)
+            rows = np.asarray([vectors.rows[pk] for pk in pks if pk in vectors.rows], dtype=np.int64)
         if len(self._scopes) > 32:
             self._scopes.clear()
-        self._scopes[filters] = (stamp, (rows, len(scope)))
-        return vectors, rows, len(scope)
+        scope = self._scopes[filters] = Scope(stamp, rows, len(pks))
+        return vectors, scope
+
+
+@dataclass(slots=True)
+class Scope:
+    """What one filter admits as of one index stamp: the vector matrix's rows (None: every
+    row), how many notes, and the words counted in it ((cap, word) -> notes, up to cap + 1)."""
+
+    stamp: tuple[int, int, int]
+    rows: Any
+    size: int
+    term_counts: dict[tuple[int, str], int] = field(default_factory=dict)
 
     async def common_terms(
         self, index: SearchIndex, terms: tuple[str, ...], filters: SearchFilters, cap: int
     ) -> set[str]:
-        """The `terms` held by more than `cap` notes within `filters` (after `scope_rows`).
+        """The `terms` held by more than `cap` of the notes `filters` (this scope's) admit.
 
         Counting a word within a project is the costly step of a hybrid search when the word is
         frequent across the store but rare in the project (FTS5 walks all its notes: 7-14 ms at
-        10k); a process's searches reuse their words, so counts are kept until the index changes.
+        10k); a process's searches reuse their words, so the counts stay with the scope, which is
+        read again when the index changes.
         """
-        stamp = self._stamp
-        known = {
-            term: hit[1] for term in terms if (hit := self._term_counts.get((filters, cap, term))) and hit[0] == stamp
-        }
-        unknown = tuple(term for term in terms if term not in known)
+        counted = self.term_counts
+        if len(counted) > 4096:
+            counted.clear()
+        unknown = tuple(term for term in terms if (cap, term) not in counted)
         if unknown:
             counts = await index.run(term_counts_plan(unknown, filters, cap + 1))
-            if len(self._term_counts) > 4096:
-                self._term_counts.clear()
-            for term, count in zip(unknown, counts, strict=True):
-                known[term] = count
-                if stamp is not None:
-                    self._term_counts[(filters, cap, term)] = (stamp, count)
-        return {term for term in terms if known[term] > cap}
+            counted.update(zip([(cap, term) for term in unknown], counts, strict=True))
+        return {term for term in terms if counted[(cap, term)] > cap}
 
 
 async def hybrid_search(
@@ -297,14 +298,14 @@ async def _dense_scope(
     fusion: Fusion,
 ) -> _DenseScope | None:
     """The vectors in scope and the text to embed (None: no vector in scope)."""
-    vectors, rows, scope_size = await semantic.scope_rows(index, filters)
-    if not (len(vectors.rows) if rows is None else len(rows)):
+    vectors, scope = await semantic.scope_rows(index, filters)
+    if not (len(vectors.rows) if scope.rows is None else len(scope.rows)):
         return None
-    cap = int(fusion.common_share * scope_size)
+    cap = int(fusion.common_share * scope.size)
     common: set[str] = set()
     if len(terms) > 1 and filters.projects:  # a project's own words; across all, few are that common
-        common = await semantic.common_terms(index, terms, filters, cap)
-    return _DenseScope(dense_query(text, common), vectors, rows)
+        common = await scope.common_terms(index, terms, filters, cap)
+    return _DenseScope(dense_query(text, common), vectors, scope.rows)
 
 
 def _dense_scores(scope: _DenseScope, query_vector: Any | None, depth: int) -> dict[int, float]:

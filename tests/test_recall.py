@@ -273,14 +273,14 @@ async def test_a_projects_common_words_are_counted_again_once_the_index_changes(
     assert semantic is not None
     index = await SearchIndex.open(memory.config.layout.index_path, NoteStore(memory.config.layout))
     try:
-        scope = SearchFilters(projects=(project,))
-        await semantic.scope_rows(index, scope)
-        assert await semantic.common_terms(index, ("ledger", "nightly"), scope, cap=2) == set()
+        filters = SearchFilters(projects=(project,))
+        _, scope = await semantic.scope_rows(index, filters)
+        assert await scope.common_terms(index, ("ledger", "nightly"), filters, cap=2) == set()
         for n in range(3):
             await memory.write(
                 NoteDraft(type="semantic", title=f"Ledger {n}", body="More ledger work.", project=project)
             )
-        await semantic.scope_rows(index, scope)
-        assert await semantic.common_terms(index, ("ledger", "nightly"), scope, cap=2) == {"ledger"}
+        _, scope = await semantic.scope_rows(index, filters)
+        assert await scope.common_terms(index, ("ledger", "nightly"), filters, cap=2) == {"ledger"}
     finally:
         await index.aclose()
