@@ -33,7 +33,7 @@ from anamnesis.queries import (
     index_stamp_plan,
     scope_plan,
     search,
-    term_counts_plan,
+    term_notes_plan,
     vector_keys_plan,
 )
 from anamnesis.search import DEFAULT_LIMIT, MAX_LIMIT, Hit, SearchFilters, build_query, clamp_limit
@@ -200,45 +200,60 @@ class Semantic:
         cached = self._scopes.get(filters)
         if cached is not None and cached.stamp == stamp:
             return vectors, cached
-        pks = await index.run(scope_plan(filters))
-        if len(pks) == len(vectors.rows) and all(pk in vectors.rows for pk in pks):
+        pks = np.sort(np.asarray(await index.run(scope_plan(filters)), dtype=np.int64))
+        if len(pks) == len(vectors.rows) and all(pk in vectors.rows for pk in pks.tolist()):
             rows = None  # every vector is in scope: score the whole matrix, no gather
         else:
-            rows = np.asarray([vectors.rows[pk] for pk in pks if pk in vectors.rows], dtype=np.int64)
+            rows = np.asarray([vectors.rows[pk] for pk in pks.tolist() if pk in vectors.rows], dtype=np.int64)
         if len(self._scopes) > 32:
             self._scopes.clear()
-        scope = self._scopes[filters] = Scope(stamp, rows, len(pks))
+        scope = self._scopes[filters] = Scope(stamp, rows, pks)
         return vectors, scope
 
 
 @dataclass(slots=True)
 class Scope:
     """What one filter admits as of one index stamp: the vector matrix's rows (None: every
-    row), how many notes, and the words counted in it ((cap, word) -> notes, up to cap + 1)."""
+    row), the notes' pks (sorted), and the words counted among them (word -> notes)."""
 
     stamp: tuple[int, int, int]
     rows: Any
-    size: int
-    term_counts: dict[tuple[int, str], int] = field(default_factory=dict)
+    pks: Any
+    term_counts: dict[str, int] = field(default_factory=dict)
 
-    async def common_terms(
-        self, index: SearchIndex, terms: tuple[str, ...], filters: SearchFilters, cap: int
-    ) -> set[str]:
-        """The `terms` held by more than `cap` of the notes `filters` (this scope's) admit.
+    @property
+    def size(self) -> int:
+        return len(self.pks)
 
-        Counting a word within a project is the costly step of a hybrid search when the word is
-        frequent across the store but rare in the project (FTS5 walks all its notes: 7-14 ms at
-        10k); a process's searches reuse their words, so the counts stay with the scope, which is
-        read again when the index changes.
+    async def common_terms(self, index: SearchIndex, terms: tuple[str, ...], cap: int) -> set[str]:
+        """The `terms` held by more than `cap` of this scope's notes.
+
+        A word's notes come from its FTS5 doclist alone and are counted here against the scope's
+        sorted pks (a membership test in numpy), so a word frequent across the store but rare
+        in the project costs a doclist walk, not a join per note. A process's searches reuse
+        their words, so the counts stay with the scope, which is read again when the index
+        changes.
         """
+        import numpy as np
+
         counted = self.term_counts
         if len(counted) > 4096:
             counted.clear()
-        unknown = tuple(term for term in terms if (cap, term) not in counted)
+        unknown = tuple(term for term in terms if term not in counted)
         if unknown:
-            counts = await index.run(term_counts_plan(unknown, filters, cap + 1))
-            counted.update(zip([(cap, term) for term in unknown], counts, strict=True))
-        return {term for term in terms if counted[(cap, term)] > cap}
+            for term, listed in zip(unknown, await index.run(term_notes_plan(unknown)), strict=True):
+                counted[term] = _members(self.pks, np.fromstring(listed or "", dtype=np.int64, sep=","))
+        return {term for term in terms if counted[term] > cap}
+
+
+def _members(pks: Any, candidates: Any) -> int:
+    """How many of `candidates` are in the sorted array `pks`."""
+    import numpy as np
+
+    if not len(pks) or not len(candidates):
+        return 0
+    at = np.minimum(np.searchsorted(pks, candidates), len(pks) - 1)
+    return int(np.count_nonzero(pks[at] == candidates))
 
 
 async def hybrid_search(
@@ -304,7 +319,7 @@ async def _dense_scope(
     cap = int(fusion.common_share * scope.size)
     common: set[str] = set()
     if len(terms) > 1 and filters.projects:  # a project's own words; across all, few are that common
-        common = await scope.common_terms(index, terms, filters, cap)
+        common = await scope.common_terms(index, terms, cap)
     return _DenseScope(dense_query(text, common), vectors, scope.rows)
 
 

@@ -227,21 +227,17 @@ def scope_plan(filters: SearchFilters) -> Plan[list[int]]:
     return [int(row[0]) for row in rows]
 
 
-def term_counts_plan(terms: Sequence[str], filters: SearchFilters, cap: int) -> Plan[list[int]]:
-    """How many notes within `filters` contain each term, counted up to `cap` (one FTS5 count
-    each, stopped early: "more than cap" is all a caller needs to know), in one statement."""
+def term_notes_plan(terms: Sequence[str]) -> Plan[list[str | None]]:
+    """The pks of the notes holding each term, as comma-separated text (None: no note), one
+    FTS5 doclist walk each and no join: the caller counts them within its scope. Joining every
+    match to `notes` to test the filters cost about 2 µs a row (10-300 ms for a word in most
+    notes of the store); this costs about a tenth of that."""
     if not terms:
         return []
-    where, params = filter_sql(filters)
-    count = (
-        "(SELECT count(*) FROM (SELECT 1 FROM notes_fts JOIN notes n ON n.pk = notes_fts.rowid "
-        f"WHERE notes_fts MATCH ? {where} LIMIT ?))"
-    )
-    values: list[Any] = []
-    for term in terms:
-        values.extend(['"' + term.replace('"', '""') + '"', *params, cap])
-    rows = yield ("SELECT " + ", ".join([count] * len(terms)), values)
-    return [int(value) for value in rows[0]]
+    walk = "(SELECT group_concat(rowid) FROM notes_fts WHERE notes_fts MATCH ?)"
+    values = ['"' + term.replace('"', '""') + '"' for term in terms]
+    rows = yield ("SELECT " + ", ".join([walk] * len(terms)), values)
+    return [None if value is None else str(value) for value in rows[0]]
 
 
 def terms_matched_plan(terms: Sequence[str], pks: Sequence[int]) -> Plan[dict[int, int]]:

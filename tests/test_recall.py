@@ -269,18 +269,20 @@ async def test_a_projects_common_words_are_counted_again_once_the_index_changes(
     for n in range(8):
         body = "The ledger closes nightly." if n == 0 else f"Unrelated note number {n}."
         await memory.write(NoteDraft(type="semantic", title=f"Note {n}", body=body, project=project))
+    for n in range(4):  # common elsewhere is not common here
+        await memory.write(NoteDraft(type="semantic", title=f"Cron {n}", body="Runs nightly.", project="other"))
     semantic = memory.semantic
     assert semantic is not None
     index = await SearchIndex.open(memory.config.layout.index_path, NoteStore(memory.config.layout))
     try:
         filters = SearchFilters(projects=(project,))
         _, scope = await semantic.scope_rows(index, filters)
-        assert await scope.common_terms(index, ("ledger", "nightly"), filters, cap=2) == set()
+        assert await scope.common_terms(index, ("ledger", "nightly"), cap=2) == set()
         for n in range(3):
             await memory.write(
                 NoteDraft(type="semantic", title=f"Ledger {n}", body="More ledger work.", project=project)
             )
         _, scope = await semantic.scope_rows(index, filters)
-        assert await scope.common_terms(index, ("ledger", "nightly"), filters, cap=2) == {"ledger"}
+        assert await scope.common_terms(index, ("ledger", "nightly"), cap=2) == {"ledger"}
     finally:
         await index.aclose()
