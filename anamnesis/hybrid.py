@@ -27,6 +27,7 @@ import anyio.to_thread
 
 from anamnesis.queries import (
     Candidates,
+    Within,
     candidates_plan,
     dense_vectors_plan,
     hits_plan,
@@ -200,15 +201,20 @@ class Semantic:
         cached = self._scopes.get(filters)
         if cached is not None and cached.stamp == stamp:
             return vectors, cached
-        pks = np.sort(np.asarray(await index.run(scope_plan(filters)), dtype=np.int64))
+        admitted, total = await index.run(scope_plan(filters))
+        pks = np.sort(np.asarray(admitted, dtype=np.int64))
         if len(pks) == len(vectors.rows) and all(pk in vectors.rows for pk in pks.tolist()):
             rows = None  # every vector is in scope: score the whole matrix, no gather
         else:
             rows = np.asarray([vectors.rows[pk] for pk in pks.tolist() if pk in vectors.rows], dtype=np.int64)
         if len(self._scopes) > 32:
             self._scopes.clear()
-        scope = self._scopes[filters] = Scope(stamp, rows, pks)
+        scope = self._scopes[filters] = Scope(stamp, rows, pks, total)
         return vectors, scope
+
+
+# Below this share of the store a scope is ranked with the join (see Scope.within).
+WITHIN_SHARE = 0.05
 
 
 @dataclass(slots=True)
@@ -219,11 +225,28 @@ class Scope:
     stamp: tuple[int, int, int]
     rows: Any
     pks: Any
+    store_size: int  # notes in the index, admitted or not
     term_counts: dict[str, int] = field(default_factory=dict)
 
     @property
     def size(self) -> int:
         return len(self.pks)
+
+    def within(self) -> Within | None:
+        """This scope for ranking in FTS5 alone (`queries.ranked_plan`); None when it holds so
+        small a share of the store that joining each match to test the filters costs less."""
+        share = self.size / max(self.store_size, 1)
+        return Within(self.admits, share) if share >= WITHIN_SHARE else None
+
+    def admits(self, candidates: list[int]) -> list[bool]:
+        """Which of `candidates` (pks) this scope holds."""
+        import numpy as np
+
+        if not len(self.pks) or not candidates:
+            return [False] * len(candidates)
+        asked = np.asarray(candidates, dtype=np.int64)
+        at = np.minimum(np.searchsorted(self.pks, asked), len(self.pks) - 1)
+        return (self.pks[at] == asked).tolist()  # type: ignore[no-any-return]
 
     async def common_terms(self, index: SearchIndex, terms: tuple[str, ...], cap: int) -> set[str]:
         """The `terms` held by more than `cap` of this scope's notes.
@@ -242,18 +265,17 @@ class Scope:
         unknown = tuple(term for term in terms if term not in counted)
         if unknown:
             for term, listed in zip(unknown, await index.run(term_notes_plan(unknown)), strict=True):
-                counted[term] = _members(self.pks, np.fromstring(listed or "", dtype=np.int64, sep=","))
+                counted[term] = self._held(np.fromstring(listed or "", dtype=np.int64, sep=","))
         return {term for term in terms if counted[term] > cap}
 
+    def _held(self, candidates: Any) -> int:
+        """How many of the pks `candidates` (an int64 array) this scope holds."""
+        import numpy as np
 
-def _members(pks: Any, candidates: Any) -> int:
-    """How many of `candidates` are in the sorted array `pks`."""
-    import numpy as np
-
-    if not len(pks) or not len(candidates):
-        return 0
-    at = np.minimum(np.searchsorted(pks, candidates), len(pks) - 1)
-    return int(np.count_nonzero(pks[at] == candidates))
+        if not len(self.pks) or not len(candidates):
+            return 0
+        at = np.minimum(np.searchsorted(self.pks, candidates), len(self.pks) - 1)
+        return int(np.count_nonzero(self.pks[at] == candidates))
 
 
 async def hybrid_search(
@@ -274,11 +296,13 @@ async def hybrid_search(
     if query is None:
         return []
     depth = max(fusion.depth, wanted)
-    scope = await _dense_scope(index, semantic, text, query.terms, filters, fusion)
+    vectors, admitted = await semantic.scope_rows(index, filters)
+    scope = await _dense_scope(index, vectors, admitted, text, query.terms, filters, fusion)
+    within = admitted.within()
     found: list[Candidates] = []
 
     async def lexical_side() -> None:  # SQLite ranks lexically while the query is embedded
-        found.append(await index.run(candidates_plan(query, filters, depth)))
+        found.append(await index.run(candidates_plan(query, filters, depth, within)))
 
     query_vector = None
     async with anyio.create_task_group() as tasks:
@@ -306,14 +330,14 @@ class _DenseScope:
 
 async def _dense_scope(
     index: SearchIndex,
-    semantic: Semantic,
+    vectors: VectorCache,
+    scope: Scope,
     text: str,
     terms: tuple[str, ...],
     filters: SearchFilters,
     fusion: Fusion,
 ) -> _DenseScope | None:
     """The vectors in scope and the text to embed (None: no vector in scope)."""
-    vectors, scope = await semantic.scope_rows(index, filters)
     if not (len(vectors.rows) if scope.rows is None else len(scope.rows)):
         return None
     cap = int(fusion.common_share * scope.size)

@@ -14,6 +14,7 @@ from anamnesis.embedding import MODEL_PATH_ENV, load_embedder
 from anamnesis.errors import ModelUnavailableError
 from anamnesis.index import SearchIndex
 from anamnesis.memory import Memory, NoteDraft, open_memory
+from anamnesis.queries import Within, ranked_plan
 from anamnesis.search import SearchFilters
 from anamnesis.store import NoteStore
 
@@ -286,3 +287,31 @@ async def test_a_projects_common_words_are_counted_again_once_the_index_changes(
         assert await scope.common_terms(index, ("ledger", "nightly"), cap=2) == {"ledger"}
     finally:
         await index.aclose()
+
+
+async def test_ranking_within_a_known_scope_gives_the_joins_answer(memory: Memory) -> None:
+    # Hybrid search ranks the lexical side in FTS5 alone and keeps what its scope holds; when
+    # the best hits are all outside the scope it must still find the scope's own matches.
+    mine, other = "github.com/acme/ledger", "github.com/acme/other"
+    for n in range(30):  # strong matches, all outside the scope
+        await memory.write(NoteDraft(type="semantic", title=f"Ledger ledger {n}", body="ledger ledger", project=other))
+    for n in range(3):
+        await memory.write(
+            NoteDraft(type="semantic", title=f"Close {n}", body=f"The ledger closes at {n}.", project=mine)
+        )
+    semantic = memory.semantic
+    assert semantic is not None
+    index = await SearchIndex.open(memory.config.layout.index_path, NoteStore(memory.config.layout))
+    try:
+        for filters in (SearchFilters(projects=(mine,)), SearchFilters(projects=(other,)), SearchFilters()):
+            _, scope = await semantic.scope_rows(index, filters)
+            for share in (1.0, scope.size / scope.store_size):  # a fetch too short for the scope, and the usual
+                within = Within(scope.admits, share)
+                for limit in (2, 5):
+                    joined = await index.run(ranked_plan('"ledger"', filters, limit))
+                    assert await index.run(ranked_plan('"ledger"', filters, limit, within)) == joined
+                    assert len(joined) == min(limit, scope.size)
+    finally:
+        await index.aclose()
+    found = await memory.search("ledger closes", SearchFilters(projects=(mine,)), 5)
+    assert {hit.title for hit in found} == {"Close 0", "Close 1", "Close 2"}
