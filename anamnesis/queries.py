@@ -51,6 +51,8 @@ SNIPPET_TOKENS = 16
 # note file was last stat'ed (`Memory.ensure_fresh`; the hooks read the first without an event loop)
 DIR_STAMP_KEY = "dir_stamps"
 FULL_SCAN_KEY = "full_scan_at"
+# meta key: a new value each time the static table is distilled (processes that keep it compare)
+STATIC_TABLE_KEY = "static_table"
 
 SUMMARY_COLUMNS = (
     "n.id, n.type, n.title, n.project, n.scope, n.tags_json, n.created_at, n.updated_at, n.machine_id, n.path"

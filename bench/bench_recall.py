@@ -108,7 +108,7 @@ async def pending_texts(config: Config) -> tuple[list[str], bool]:
     read on a second connection to the index, behind `Memory` (a benchmark's look)."""
     index = await SearchIndex.open(config.layout.index_path, NoteStore(config.layout))
     try:
-        pending = await index.pending_embeddings(10**7, with_static=True)
+        pending = await index.embedding_texts(await index.pending_embeddings(with_static=True))
         return [text for _, _, text in pending], bool(await index.static_pieces())
     finally:
         await index.aclose()

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +20,7 @@ from anamnesis.memory import Memory, NoteDraft, open_memory
 from anamnesis.queries import Within, ranked_plan
 from anamnesis.search import SearchFilters
 from anamnesis.store import NoteStore
+from tests.conftest import run_cli_env
 
 pytestmark = pytest.mark.anyio
 
@@ -123,6 +127,28 @@ async def test_an_edited_note_gets_a_new_vector(memory: Memory) -> None:
     assert await memory.embed_pending(static=False) == 1
     hits = await memory.search("where do we eat together", SearchFilters(), 1)
     assert hits[0].id == billing
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_note_another_process_writes_during_a_pass_gets_its_vector_in_that_call(memory: Memory) -> None:
+    # A pass walks the notes without a vector once; what another process indexes meanwhile is
+    # picked up by a second walk before embed_pending returns.
+    await memory.load_model()
+    await write_all(memory)
+    wrote: list[str] = []
+
+    def progress(done: int, total: int) -> None:
+        if not wrote:  # another process writes (and indexes) a note while the pass runs
+            command = [sys.executable, "-m", "anamnesis", "write", "-t", "semantic", "--title", "Late", "-p", "global"]
+            result = subprocess.run(
+                [*command, "Written mid-pass."], env=run_cli_env(memory.config.home), capture_output=True, text=True
+            )
+            assert result.returncode == 0, result.stderr
+            wrote.append(result.stdout.strip())
+
+    assert await memory.embed_pending(progress, static=False) == len(OTHERS) + 2
+    status = await memory.recall_status()
+    assert (status["embedded"], status["notes"]) == (len(OTHERS) + 2, len(OTHERS) + 2)
 
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
@@ -315,3 +341,48 @@ async def test_ranking_within_a_known_scope_gives_the_joins_answer(memory: Memor
         await index.aclose()
     found = await memory.search("ledger closes", SearchFilters(projects=(mine,)), 5)
     assert {hit.title for hit in found} == {"Close 0", "Close 1", "Close 2"}
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_process_keeps_its_static_table_only_while_the_index_has_the_same_one(memory: Memory) -> None:
+    # A long-lived process keeps the static table between embedding rounds; when another
+    # process distils a new one, notes embedded afterwards must get the new table's vectors.
+    from anamnesis.vectorizer import static_table
+
+    assert await memory.load_model() is None
+    assert memory.semantic is not None
+    assert memory.semantic.embedder is not None
+    embedder = memory.semantic.embedder
+    vocabulary = embedder.vocabulary()
+    index = await SearchIndex.open(memory.config.layout.index_path, NoteStore(memory.config.layout))
+
+    async def distil(seed: int) -> None:  # another process stores a table of its own
+        rng = np.random.default_rng(seed)
+        vectors = rng.standard_normal((len(vocabulary), 384)).astype(np.float16)
+        weights = rng.uniform(0.1, 2.0, len(vocabulary))
+        await index.store_static_pieces(
+            [(piece, float(weights[i]), vectors[i].tobytes()) for i, piece in enumerate(vocabulary)]
+        )
+
+    async def static_of(note_id: str) -> bytes:
+        connection = sqlite3.connect(memory.config.layout.index_path)
+        try:
+            (blob,) = connection.execute(
+                "SELECT v.static FROM note_vectors v JOIN notes n ON n.pk = v.note_pk WHERE n.id = ?", (note_id,)
+            ).fetchone()
+        finally:
+            connection.close()
+        return bytes(blob)
+
+    try:
+        await distil(1)
+        await memory.write(BILLING)
+        assert await memory.embed_pending() == 1  # reads the table and keeps it
+        await distil(2)
+        late = await memory.write(NoteDraft(type="semantic", title="Kafka retention", body="Topics keep seven days."))
+        assert await memory.embed_pending() == 1
+        fresh = await static_table(index, embedder)  # the index's table, read anew
+        expected = fresh.note_vectors(embedder.piece_ids(["Kafka retention. Topics keep seven days."]))
+        assert await static_of(late.id) == expected.astype(np.float16)[0].tobytes()
+    finally:
+        await index.aclose()
