@@ -17,7 +17,6 @@ The schema is in `index_schema`, the refresh machinery (`SearchIndex` inherits i
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import logging
 import sqlite3
@@ -43,7 +42,7 @@ from anamnesis.index_refresh import (
     RefreshReport,
     _is_busy,
 )
-from anamnesis.index_schema import _SCHEMA, _split_sql
+from anamnesis.index_schema import replace_schema
 from anamnesis.queries import (
     SCHEMA_VERSION,
     STATIC_TABLE_KEY,
@@ -158,44 +157,26 @@ class SearchIndex(IndexRefresh):
             except sqlite3.DatabaseError as exc:
                 raise IndexStateError(f"the index at {self.path} is unreadable: {exc}") from exc
         if version != SCHEMA_VERSION:
-            await self._recreate(expected_old=version)
+            await self._recreate()
 
     async def _user_version(self) -> int:
         rows = await self._db.execute_fetchall("PRAGMA user_version")
         return int(next(iter(rows))[0])
 
-    async def _recreate(self, expected_old: int | None = None) -> None:
+    async def _recreate(self) -> None:
         """Drop every object in the database and create our schema (derived data: no migrations)."""
         db = self._db
         await db.execute("BEGIN IMMEDIATE")
         try:
-            if expected_old is not None and await self._user_version() == SCHEMA_VERSION:
+            if await self._user_version() == SCHEMA_VERSION:
                 await db.execute("COMMIT")  # another process got here first
                 return
-            rows = await db.execute_fetchall(
-                "SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' "
-                "AND type IN ('table', 'view', 'trigger')"
-            )
-            objects = list(rows)
-            for kind, name in objects:
-                if kind in ("view", "trigger"):
-                    await db.execute(f'DROP {kind.upper()} IF EXISTS "{name}"')
-            for kind, name in objects:
-                if kind == "table":
-                    with contextlib.suppress(sqlite3.OperationalError):  # a shadow table, gone with its FTS table
-                        await db.execute(f'DROP TABLE IF EXISTS "{name}"')
-            for statement in _split_sql(_SCHEMA):
-                await db.execute(statement)
+            await replace_schema(db)
             await db.execute("COMMIT")
         except BaseException:
             await db.execute("ROLLBACK")
             raise
         logger.info("index schema created at version %s", SCHEMA_VERSION)
-
-    async def drop_all(self) -> None:
-        """Empty the index completely; the next refresh reads every note again."""
-        async with self._write_lock:
-            await self._recreate()
 
     # -- queries -------------------------------------------------------------------------
 

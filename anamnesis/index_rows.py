@@ -6,6 +6,7 @@ as plain data in, tuples out.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -40,7 +41,7 @@ def note_row(read: FileRead) -> tuple[Any, ...]:
         note.title,
         note.body,
         " ".join(note.tags),
-        json.dumps(list(note.tags)),
+        _tags_json(note.tags),
         note.project,
         read.file.scope,
         note.machine_id,
@@ -53,6 +54,12 @@ def note_row(read: FileRead) -> tuple[Any, ...]:
         read.file.mtime_ns,
         read.digest,
     )
+
+
+@functools.lru_cache(maxsize=4096)
+def _tags_json(tags: tuple[str, ...]) -> str:
+    """The tags as a JSON list; notes share a few tag sets, so a rebuild encodes each once."""
+    return json.dumps(list(tags))
 
 
 @dataclass(slots=True)

@@ -6,7 +6,14 @@ whenever `PRAGMA user_version` differs from `SCHEMA_VERSION`.
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+from typing import TYPE_CHECKING
+
 from anamnesis.queries import SCHEMA_VERSION
+
+if TYPE_CHECKING:
+    import aiosqlite
 
 # Kept apart: a bulk load drops it and builds the FTS table once at the end (see `_bulk_load`).
 _FTS_ON_INSERT = """CREATE TRIGGER notes_ai AFTER INSERT ON notes BEGIN
@@ -94,3 +101,20 @@ def _split_sql(script: str) -> list[str]:
             statements.append(text)
             current = []
     return statements
+
+
+async def replace_schema(db: aiosqlite.Connection) -> None:
+    """Drop every table, view and trigger and create ours, inside the caller's transaction."""
+    rows = await db.execute_fetchall(
+        "SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' AND type IN ('table', 'view', 'trigger')"
+    )
+    objects = list(rows)
+    for kind, name in objects:
+        if kind in ("view", "trigger"):
+            await db.execute(f'DROP {kind.upper()} IF EXISTS "{name}"')
+    for kind, name in objects:
+        if kind == "table":
+            with contextlib.suppress(sqlite3.OperationalError):  # a shadow table, gone with its FTS table
+                await db.execute(f'DROP TABLE IF EXISTS "{name}"')
+    for statement in _split_sql(_SCHEMA):
+        await db.execute(statement)

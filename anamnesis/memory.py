@@ -337,14 +337,17 @@ class Memory(MemoryVectors, MemoryInspect):
 
     async def reindex(self, full: bool = False, progress: ProgressCallback | None = None) -> RefreshReport:
         """Refresh the index from the files; `full` empties it first and reads every note."""
-        if full:
-            await self._index.drop_all()
-        return await self._refresh_from(await anyio.to_thread.run_sync(self._store.directory_stamp), progress)
+        return await self._refresh_from(
+            await anyio.to_thread.run_sync(self._store.directory_stamp), progress, full=full
+        )
 
-    async def _refresh_from(self, stamp: str, progress: ProgressCallback | None = None) -> RefreshReport:
-        """Refresh every file and record `stamp`, read BEFORE the refresh: a change made during
-        it then still differs from the record and is taken in next time."""
-        report = await self._index.refresh(progress=progress)
+    async def _refresh_from(
+        self, stamp: str, progress: ProgressCallback | None = None, *, full: bool = False
+    ) -> RefreshReport:
+        """Refresh every file (`full`: rebuild the index from them) and record `stamp`, read
+        BEFORE the refresh: a change made during it then still differs from the record and is
+        taken in next time."""
+        report = await (self._index.rebuild(progress) if full else self._index.refresh(progress=progress))
         await self._index.set_meta({DIR_STAMP_KEY: stamp, FULL_SCAN_KEY: repr(time.time())})
         return report
 

@@ -182,8 +182,9 @@ class NoteStore:
 
         return bool(self._at(path, unlink_at))
 
-    def scan(self) -> Iterator[NoteFile]:
-        """Every `.md` file in a type directory of every scope, with its size and mtime."""
+    def scan(self, stat: bool = True) -> Iterator[NoteFile]:
+        """Every `.md` file in a type directory of every scope, with its size and mtime (-1
+        without `stat`: for a reader that takes them from the open file)."""
         for scope, root in self.roots.items():
             root_rel = self.rel(root)
             for note_type in NOTE_TYPES:
@@ -203,7 +204,7 @@ class NoteStore:
                         try:
                             if not entry.is_file(follow_symlinks=False):
                                 continue
-                            stat = entry.stat(follow_symlinks=False)
+                            status = entry.stat(follow_symlinks=False) if stat else None
                         except FileNotFoundError:
                             continue  # removed while we looked
                         yield NoteFile(
@@ -211,8 +212,8 @@ class NoteStore:
                             rel=prefix + name,
                             scope=scope,
                             type_dir=note_type,
-                            size=stat.st_size,
-                            mtime_ns=stat.st_mtime_ns,
+                            size=status.st_size if status else -1,
+                            mtime_ns=status.st_mtime_ns if status else -1,
                         )
 
     def directory_stamp(self) -> str:
@@ -279,6 +280,14 @@ def read_regular_file(name: str, *, dir_fd: int | None = None, shown: str | None
 
     `UnsafePathError` for a link, FIFO, device or directory; `FileNotFoundError` when missing.
     """
+    return read_regular_file_stat(name, dir_fd=dir_fd, shown=shown)[0]
+
+
+def read_regular_file_stat(
+    name: str, *, dir_fd: int | None = None, shown: str | None = None
+) -> tuple[bytes, os.stat_result]:
+    """`read_regular_file`, with the file's status as of the read (size and mtime that go with
+    these bytes: a full rebuild needs no stat of its own)."""
     try:
         fd = os.open(name, os.O_RDONLY | NOFOLLOW | _NONBLOCK, dir_fd=dir_fd)
     except OSError as exc:
@@ -291,9 +300,12 @@ def read_regular_file(name: str, *, dir_fd: int | None = None, shown: str | None
             raise UnsafePathError(f"{shown or name} is not a regular file")
         # Plain reads of the size fstat gave, not a buffered file object: a rebuild reads every
         # note, and the wrapper cost a third of the time of reading a small file.
-        parts = [os.read(fd, stat.st_size + 1)]
+        first = os.read(fd, stat.st_size + 1)
+        if len(first) <= stat.st_size:  # short of the size asked: the end of a regular file
+            return first, stat
+        parts = [first]
         while parts[-1]:
             parts.append(os.read(fd, 1 << 16))
-        return b"".join(parts)
+        return b"".join(parts), stat
     finally:
         os.close(fd)

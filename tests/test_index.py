@@ -358,9 +358,7 @@ async def _reindex_garbage_store(home: Path, good: list[Note], bad: list[tuple[s
     index = await SearchIndex.open(layout.index_path, NoteStore(layout))
     try:
         for full in (False, True):
-            if full:
-                await index.drop_all()
-            report = await index.refresh()
+            report = await (index.rebuild() if full else index.refresh())
             problems = {p.path: p.reason for p in report.problems}
 
             assert all(problems.values()), problems
@@ -462,16 +460,27 @@ async def test_an_index_file_that_is_not_a_database_raises_index_state_error(lay
         await SearchIndex.open(layout.index_path, NoteStore(layout))
 
 
-async def test_drop_all_then_refresh_reads_every_note_again(layout: Layout, index: SearchIndex) -> None:
+async def test_a_rebuild_reads_every_note_again_while_others_still_search_the_old_index(
+    layout: Layout, index: SearchIndex
+) -> None:
     for name in ("a", "b"):
         put_note(layout, make_note(name))
     await index.refresh()
+    put_note(layout, make_note("c"))
+    seen_meanwhile: list[int] = []
 
-    await index.drop_all()
-    assert await indexed_paths(index) == set()
-    report = await index.refresh()
+    def progress(done: int, total: int) -> None:  # mid-rebuild, another process reads the index
+        other = sqlite3.connect(layout.index_path)
+        try:
+            seen_meanwhile.append(other.execute("SELECT count(*) FROM notes").fetchone()[0])
+        finally:
+            other.close()
 
-    assert report.added == 2
+    report = await index.rebuild(progress)
+
+    assert report.added == 3
+    assert seen_meanwhile == [2]  # the old index, whole: never an empty one
+    assert await indexed_paths(index) == {f"memory/semantic/{name}.md" for name in "abc"}
 
 
 async def test_two_connections_see_each_others_refresh(layout: Layout, index: SearchIndex) -> None:
