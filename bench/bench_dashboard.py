@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 import tempfile
 import time
@@ -27,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(Path(__file__).resolve().parent)]
 
 import anyio  # noqa: E402
-from common import Table, machine_line, p50, p95  # noqa: E402
+from common import Table, copy_home, machine_line, p50, p95  # noqa: E402
 from generate import ensure_store, make_queries  # noqa: E402
 
 from anamnesis.config import load_config  # noqa: E402
@@ -89,7 +88,7 @@ async def main(n: int, runs: int) -> int:
     print(f"bench_dashboard · {n} notes (copy of {cached})\n{machine_line()}")
     with tempfile.TemporaryDirectory(prefix="anamnesis-bench-dashboard-") as tmp:
         home = Path(tmp) / "home"
-        shutil.copytree(cached, home)
+        copy_home(cached, home)
         config = load_config(home, {})
         async with open_memory(config) as memory:
             ids = await prepare(memory)

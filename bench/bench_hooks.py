@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -22,7 +21,7 @@ from pathlib import Path
 import anyio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import machine_line, p50, p95
+from bench.common import copy_home, machine_line, p50, p95
 from bench.generate import ensure_store
 
 ENTRY = [sys.executable, "-m", "anamnesis"]
@@ -98,7 +97,7 @@ def main() -> int:
     # generated and the next run measures the same thing.
     workdir = tempfile.TemporaryDirectory(prefix="anamnesis-bench-hooks-", ignore_cleanup_errors=True)
     home = Path(workdir.name) / "home"
-    shutil.copytree(cached, home)
+    copy_home(cached, home)
     env = {**os.environ, "ANAMNESIS_HOME": str(home)}
     # Warm the index once, as a machine in use has it.
     subprocess.run([*ENTRY, "reindex"], env=env, capture_output=True, check=True)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
 import sqlite3
 import statistics
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 
 def p50(samples: list[float]) -> float:
@@ -95,3 +97,9 @@ def raw_fts_build(paths: list[object]) -> float:
     db.commit()
     db.close()
     return time.perf_counter() - start
+
+
+def copy_home(source: Path, target: Path) -> None:
+    """Copy a bench home, without the Unix sockets in `state/` (a process that lent its model
+    and was killed leaves one behind; a socket cannot be copied)."""
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("*.sock"))
