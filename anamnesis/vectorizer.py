@@ -113,7 +113,7 @@ async def static_table(index: SearchIndex, embedder: Embedder, copy: StaticTable
             by_piece = {piece: (weight, blob) for piece, weight, blob in rows}
             weights = [by_piece[piece][0] for piece in vocabulary]
             matrix = np.frombuffer(b"".join(by_piece[piece][1] for piece in vocabulary), dtype=np.float16)
-            return StaticTable(matrix.reshape(len(vocabulary), -1).astype(np.float32), weights)
+            return StaticTable(matrix.reshape(len(vocabulary), -1), weights)
 
         table = await anyio.to_thread.run_sync(unpack)
     else:
@@ -121,9 +121,8 @@ async def static_table(index: SearchIndex, embedder: Embedder, copy: StaticTable
         texts = [text for _, _, text in await index.embedding_texts(await index.pending_embeddings(with_static=True))]
         note_pieces = await anyio.to_thread.run_sync(embedder.piece_ids, texts) if texts else []
         table = build(vocabulary, np.concatenate(pooled), note_pieces)
-        packed = table.vectors.astype(np.float16)
         await index.store_static_pieces(
-            [(piece, float(table.weights[i]), packed[i].tobytes()) for i, piece in enumerate(vocabulary)]
+            [(piece, float(table.weights[i]), table.vectors[i].tobytes()) for i, piece in enumerate(vocabulary)]
         )
         key = await index.get_meta(STATIC_TABLE_KEY)
     if copy is not None:
