@@ -242,11 +242,7 @@ class Scope:
         """Which of `candidates` (pks) this scope holds."""
         import numpy as np
 
-        if not len(self.pks) or not candidates:
-            return [False] * len(candidates)
-        asked = np.asarray(candidates, dtype=np.int64)
-        at = np.minimum(np.searchsorted(self.pks, asked), len(self.pks) - 1)
-        return (self.pks[at] == asked).tolist()  # type: ignore[no-any-return]
+        return self._holds(np.asarray(candidates, dtype=np.int64)).tolist()  # type: ignore[no-any-return]
 
     async def common_terms(self, index: SearchIndex, terms: tuple[str, ...], cap: int) -> set[str]:
         """The `terms` held by more than `cap` of this scope's notes.
@@ -265,17 +261,18 @@ class Scope:
         unknown = tuple(term for term in terms if term not in counted)
         if unknown:
             for term, listed in zip(unknown, await index.run(term_notes_plan(unknown)), strict=True):
-                counted[term] = self._held(np.fromstring(listed or "", dtype=np.int64, sep=","))
+                held = self._holds(np.fromstring(listed or "", dtype=np.int64, sep=","))
+                counted[term] = int(np.count_nonzero(held))
         return {term for term in terms if counted[term] > cap}
 
-    def _held(self, candidates: Any) -> int:
-        """How many of the pks `candidates` (an int64 array) this scope holds."""
+    def _holds(self, candidates: Any) -> Any:
+        """For each pk of `candidates` (an int64 array), whether this scope holds it."""
         import numpy as np
 
-        if not len(self.pks) or not len(candidates):
-            return 0
+        if not len(self.pks):
+            return np.zeros(len(candidates), dtype=bool)
         at = np.minimum(np.searchsorted(self.pks, candidates), len(self.pks) - 1)
-        return int(np.count_nonzero(self.pks[at] == candidates))
+        return self.pks[at] == candidates
 
 
 async def hybrid_search(
