@@ -104,11 +104,20 @@ def _split_sql(script: str) -> list[str]:
 
 
 async def replace_schema(db: aiosqlite.Connection) -> None:
-    """Drop every table, view and trigger and create ours, inside the caller's transaction."""
+    """Drop every table, view and trigger and create ours, inside the caller's transaction.
+
+    The vectors' generation carries on from the old index's: a long-lived process that kept
+    vectors compares generations, and one that restarted at 0 could climb back to the number
+    it holds while the pks now belong to other notes."""
     rows = await db.execute_fetchall(
         "SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' AND type IN ('table', 'view', 'trigger')"
     )
     objects = list(rows)
+    generation = 0
+    if ("table", "vector_state") in objects:
+        with contextlib.suppress(sqlite3.OperationalError):  # an older schema's table
+            found = list(await db.execute_fetchall("SELECT max(generation) FROM vector_state"))
+            generation = int(found[0][0] or 0) if found else 0
     for kind, name in objects:
         if kind in ("view", "trigger"):
             await db.execute(f'DROP {kind.upper()} IF EXISTS "{name}"')
@@ -118,3 +127,4 @@ async def replace_schema(db: aiosqlite.Connection) -> None:
                 await db.execute(f'DROP TABLE IF EXISTS "{name}"')
     for statement in _split_sql(_SCHEMA):
         await db.execute(statement)
+    await db.execute("UPDATE vector_state SET generation = ?", (generation + 1,))

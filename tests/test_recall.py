@@ -17,7 +17,7 @@ from anamnesis.embedding import MODEL_PATH_ENV, load_embedder
 from anamnesis.errors import ModelUnavailableError
 from anamnesis.index import SearchIndex
 from anamnesis.memory import Memory, NoteDraft, open_memory
-from anamnesis.queries import Within, ranked_plan
+from anamnesis.queries import Within, ranked_plan, vector_keys_plan
 from anamnesis.search import SearchFilters
 from anamnesis.store import NoteStore
 from tests.conftest import run_cli_env
@@ -384,5 +384,30 @@ async def test_a_process_keeps_its_static_table_only_while_the_index_has_the_sam
         fresh = await static_table(index, embedder)  # the index's table, read anew
         expected = fresh.note_vectors(embedder.piece_ids(["Kafka retention. Topics keep seven days."]))
         assert await static_of(late.id) == expected.astype(np.float16)[0].tobytes()
+    finally:
+        await index.aclose()
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_process_that_kept_vectors_sees_a_rebuild_made_elsewhere(memory: Memory) -> None:
+    # A long-lived process keeps every vector by pk and reads again only when the index's
+    # vector generation moves. A rebuild gives notes new pks; its generation must move on from
+    # the old index's, never start again where a kept copy could mistake it for its own.
+    assert await memory.load_model() is None
+    await write_all(memory)
+    await memory.embed_pending(static=False)
+    semantic = memory.semantic
+    assert semantic is not None
+    index = await SearchIndex.open(memory.config.layout.index_path, NoteStore(memory.config.layout))
+    try:
+        await semantic.scope_rows(index, SearchFilters())
+        kept = semantic.vectors.generation
+        assert kept is not None
+        await index.rebuild()  # as another process would
+        generation, _ = await index.run(vector_keys_plan(None))
+        assert generation > kept
+        vectors, scope = await semantic.scope_rows(index, SearchFilters())
+        assert vectors.rows == {}  # the rebuild dropped every vector; none of the old pks is kept
+        assert scope.size == len(OTHERS) + 1
     finally:
         await index.aclose()
