@@ -313,16 +313,21 @@ def vector_keys_plan(known_generation: int | None) -> Plan[tuple[int, Rows | Non
     return generation, keys
 
 
-def dense_vectors_plan(pks: Sequence[int] | None) -> Plan[Rows]:
-    """(pk, hash, dense blob) of the vectors of `pks` (every vector when None)."""
-    if pks is None:
-        return (yield ("SELECT note_pk, hash, dense FROM note_vectors", ()))
-    found: Rows = []
-    for start in range(0, len(pks), 500):
-        chunk = list(pks[start : start + 500])
-        marks = ", ".join("?" * len(chunk))
-        found.extend((yield (f"SELECT note_pk, hash, dense FROM note_vectors WHERE note_pk IN ({marks})", chunk)))
-    return found
+def dense_vectors_plan(pks: Sequence[int]) -> Plan[Rows]:
+    """(pk, hash, dense blob) of the vectors of `pks` (at most 500: one `IN` list)."""
+    marks = ", ".join("?" * len(pks))
+    return (yield (f"SELECT note_pk, hash, dense FROM note_vectors WHERE note_pk IN ({marks})", list(pks)))
+
+
+def dense_vectors_page_plan(after: int, limit: int) -> Plan[Rows]:
+    """(pk, hash, dense blob) of up to `limit` vectors whose pk is above `after`, by pk: every
+    vector a page at a time, so a first load never holds all the blobs at once (77 MB at 100k)."""
+    return (
+        yield (
+            "SELECT note_pk, hash, dense FROM note_vectors WHERE note_pk > ? ORDER BY note_pk LIMIT ?",
+            (after, limit),
+        )
+    )
 
 
 def recent_with_bodies_plan(

@@ -8,7 +8,8 @@ Measured as Claude Code sees the server, through a stdio client (`mcp.Client`, a
 - cold start: spawn `python -m anamnesis.mcp_server` → handshake → tools/list answered, against
   the floor of importing the SDK alone (`python -c "import mcp.server.mcpserver"`) in the same
   run; target: at most floor + 0.3 s;
-- search round trip: `memory_search` calls on a warm server, p50 target 15 ms; every note has
+- search round trip: `memory_search` calls on a warm server, p50 target 15 ms at 10k and 60 ms
+  at 100k (`--notes 100000`, after `bench_recall.py --synthetic-vectors`); every note has
   its vector first (embedded here when missing), so the search is hybrid and no background
   embedding runs beside it;
 - the tools/list size (chars of its JSON, and chars/4 as tokens; budget 1.2k tokens) and the
@@ -48,7 +49,7 @@ from mcp.types import CallToolResult  # noqa: E402
 from anamnesis.mcp_server import TOOLS_LIST_BUDGET_CHARS  # noqa: E402
 
 COLD_START_MARGIN = 0.3
-SEARCH_P50_TARGET = 0.015
+SEARCH_P50_TARGETS = {10_000: 0.015, 100_000: 0.060}  # issue 12: 15 ms at 10k, 60 ms at 100k
 RESPONSE_TOKENS_TARGET = 8_000
 MEMORY_TARGET_MB = 150
 PROJECT = "github.com/acme/quotes-api"
@@ -309,7 +310,8 @@ def main(argv: list[str] | None = None) -> int:
     table.add("  same import, without interpreter exit", p50(bare_floors), None, None)
     table.add("first search after start", first, None, None)
     get_p50 = largest.pop("(memory_get round trip p50, s)")
-    table.add("memory_search round trip p50 (floor: memory_get)", p50(samples), get_p50, SEARCH_P50_TARGET)
+    target = SEARCH_P50_TARGETS.get(args.notes)
+    table.add("memory_search round trip p50 (floor: memory_get)", p50(samples), get_p50, target)
     table.add("memory_search round trip p95", p95(samples), None, None)
     table.add_text(
         "added VmRSS, first server (loads and lends the model)",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import subprocess
@@ -409,5 +410,29 @@ async def test_a_process_that_kept_vectors_sees_a_rebuild_made_elsewhere(memory:
         vectors, scope = await semantic.scope_rows(index, SearchFilters())
         assert vectors.rows == {}  # the rebuild dropped every vector; none of the old pks is kept
         assert scope.size == len(OTHERS) + 1
+    finally:
+        await index.aclose()
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_first_load_reads_every_vector_page_by_page(memory: Memory, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A long-lived process reads every vector once, a page at a time (a 100k store's blobs are
+    # never held all at once); pages of two must still bring in each vector, exactly.
+    import anamnesis.hybrid as hybrid
+
+    assert await memory.load_model() is None
+    await write_all(memory)
+    await memory.embed_pending(static=False)
+    monkeypatch.setattr(hybrid, "VECTOR_PAGE", 2)
+    index = await SearchIndex.open(memory.config.layout.index_path, NoteStore(memory.config.layout))
+    try:
+        fresh = hybrid.Semantic()
+        vectors, _ = await fresh.scope_rows(index, SearchFilters())
+        with contextlib.closing(sqlite3.connect(memory.config.layout.index_path)) as connection:
+            rows = connection.execute("SELECT note_pk, dense FROM note_vectors").fetchall()
+        stored = {int(pk): np.frombuffer(blob, dtype=np.float16) for pk, blob in rows}
+        assert set(vectors.rows) == set(stored)
+        for pk, vector in stored.items():
+            assert np.array_equal(vectors.matrix[vectors.rows[pk]], vector.astype(np.float32))
     finally:
         await index.aclose()
