@@ -170,6 +170,8 @@ class IndexRefresh:
             files = await anyio.to_thread.run_sync(lambda: list(self.store.scan(stat=False)))
             report = RefreshReport(scanned=len(files))
             await self._bulk_load(files, report, progress, rebuild=True)
+            if report.changed:
+                await self._transaction([(_REFRESHED_AT, [()])])
             report.problems = await self.problems()
             return report
 
@@ -252,8 +254,6 @@ class IndexRefresh:
                 await db.execute(f"CREATE INDEX {name} ON {definition}")
             await db.execute("INSERT INTO notes_fts(notes_fts) VALUES ('rebuild')")
             await db.execute(_FTS_ON_INSERT)
-            if rows.added:
-                await db.execute(_REFRESHED_AT)
         report.added += rows.added
         return True
 

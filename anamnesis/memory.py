@@ -336,7 +336,8 @@ class Memory(MemoryVectors, MemoryInspect):
     # -- maintenance ---------------------------------------------------------------------
 
     async def reindex(self, full: bool = False, progress: ProgressCallback | None = None) -> RefreshReport:
-        """Refresh the index from the files; `full` empties it first and reads every note."""
+        """Refresh the index from the files; `full` rebuilds it from every note (in one
+        transaction: other processes search the old index until the new one is whole)."""
         return await self._refresh_from(
             await anyio.to_thread.run_sync(self._store.directory_stamp), progress, full=full
         )
