@@ -40,6 +40,7 @@ from anamnesis.queries import (
     vector_keys_plan,
 )
 from anamnesis.search import DEFAULT_LIMIT, MAX_LIMIT, Hit, SearchFilters, build_query, clamp_limit
+from anamnesis.vectorizer import StaticTableCopy
 
 if TYPE_CHECKING:
     from anamnesis.embedding import Embedder
@@ -165,6 +166,7 @@ class Semantic:
         self._lender: Path | None = None
         self.lender_lost = anyio.Event()
         self.vectors = VectorCache()
+        self.static_copy = StaticTableCopy()  # the hooks' table, kept between embedding rounds
         self._scopes: dict[SearchFilters, Scope] = {}
         self._loading = anyio.Lock()
 

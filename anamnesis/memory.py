@@ -35,7 +35,6 @@ from anamnesis.notes import GLOBAL_PROJECT, NOTE_TYPES, Note, normalize_body, no
 from anamnesis.queries import DIR_STAMP_KEY, FULL_SCAN_KEY
 from anamnesis.search import DEFAULT_LIMIT, Hit, SearchFilters, clamp_limit
 from anamnesis.store import NoteStore, file_digest
-from anamnesis.vectorizer import StaticTableCopy
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +84,6 @@ class Memory(MemoryVectors, MemoryInspect):
         # processes (`keep_vectors_fresh`, `load_model`), so until then search is lexical.
         self.semantic: Semantic | None = Semantic() if semantic_enabled(config) else None
         self._written = anyio.Event()
-        self._static_copy = StaticTableCopy()
 
     # -- reading -------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from anamnesis.errors import AnamnesisError
 from anamnesis.hybrid import Semantic
 from anamnesis.index import SearchIndex
 from anamnesis.locks import release_file_lock, try_file_lock
-from anamnesis.vectorizer import EmbedProgress, StaticTableCopy, embed_pending
+from anamnesis.vectorizer import EmbedProgress, embed_pending
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +33,6 @@ class MemoryVectors:
     semantic: Semantic | None
     _index: SearchIndex
     _written: anyio.Event
-    _static_copy: StaticTableCopy
 
     # -- vectors (semantic recall) --------------------------------------------------------
 
@@ -57,7 +56,7 @@ class MemoryVectors:
             return 0
         try:
             return await embed_pending(
-                self._index, self.semantic.embedder, progress, static=static, copy=self._static_copy
+                self._index, self.semantic.embedder, progress, static=static, copy=self.semantic.static_copy
             )
         finally:
             release_file_lock(fd)

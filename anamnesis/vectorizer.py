@@ -61,17 +61,18 @@ async def embed_pending(
         done = total - len(pending)
         if table is None and static:
             table = await static_table(index, embedder, copy)
-        stored_before = stored
+        this_pass = 0
         for start in range(0, len(pending), batch):
             rows = await index.embedding_texts(pending[start : start + batch])
             if rows:
                 await _embed_batch(index, embedder, table, rows)
-                stored += len(rows)
+                this_pass += len(rows)
             if progress is not None:
-                progress(min(done + stored - stored_before, total), total)
+                progress(min(done + this_pass, total), total)
+        stored += this_pass
         # Walk again only when another process committed meanwhile (it may have written notes)
         # and this pass got somewhere; this process's own writes wake its caller anyway.
-        if stored == stored_before or (await index.run(index_stamp_plan()))[1] == before[1]:
+        if not this_pass or (await index.run(index_stamp_plan()))[1] == before[1]:
             break
     if stored > batch:
         await anyio.to_thread.run_sync(release_memory)

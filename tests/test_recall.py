@@ -365,14 +365,11 @@ async def test_a_process_keeps_its_static_table_only_while_the_index_has_the_sam
             [(piece, float(weights[i]), vectors[i].tobytes()) for i, piece in enumerate(vocabulary)]
         )
 
-    async def static_of(note_id: str) -> bytes:
-        connection = sqlite3.connect(memory.config.layout.index_path)
-        try:
+    def static_of(note_id: str) -> bytes:
+        with contextlib.closing(sqlite3.connect(memory.config.layout.index_path)) as connection:
             (blob,) = connection.execute(
                 "SELECT v.static FROM note_vectors v JOIN notes n ON n.pk = v.note_pk WHERE n.id = ?", (note_id,)
             ).fetchone()
-        finally:
-            connection.close()
         return bytes(blob)
 
     try:
@@ -384,7 +381,7 @@ async def test_a_process_keeps_its_static_table_only_while_the_index_has_the_sam
         assert await memory.embed_pending() == 1
         fresh = await static_table(index, embedder)  # the index's table, read anew
         expected = fresh.note_vectors(embedder.piece_ids(["Kafka retention. Topics keep seven days."]))
-        assert await static_of(late.id) == expected.astype(np.float16)[0].tobytes()
+        assert static_of(late.id) == expected.astype(np.float16)[0].tobytes()
     finally:
         await index.aclose()
 
